@@ -1,0 +1,1 @@
+"""Events between services over NATS JetStream: subjects, the envelope, outbox, inbox, KV."""

@@ -1,0 +1,113 @@
+"""Producer side: events are rows written in the business transaction; the worker relays them.
+
+Invariant: an event exists iff the transaction that caused it committed; it is published at
+least once (JetStream de-duplicates retries by `Nats-Msg-Id = event id`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..db import Database
+from .events import Event, utcnow
+from .tables import BusTables
+
+log = logging.getLogger(__name__)
+
+
+def add_event(session: Session, tables: BusTables, event: Event) -> Event:
+    """Stage `event` in the caller's transaction."""
+    session.execute(sa.insert(tables.outbox).values(
+        id=event.id, subject=event.type, payload=event.to_json()))
+    return event
+
+
+def _backoff(attempts: int) -> float:
+    return min(0.5 * 2 ** attempts, 10.0)
+
+
+class OutboxRelay:
+    """Claims unpublished rows (SKIP LOCKED, so several workers can run), publishes them in
+    order with publish_async, and marks them sent in the same transaction as the claim."""
+
+    def __init__(self, db: Database, tables: BusTables, js: Any, *, batch: int = 500,
+                 idle_seconds: float = 0.1, publish_timeout: float = 5.0) -> None:
+        self.db = db
+        self.outbox = tables.outbox
+        self.js = js
+        self.batch = batch
+        self.idle_seconds = idle_seconds
+        self.publish_timeout = publish_timeout
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            try:
+                sent = await asyncio.to_thread(self.relay_once, loop)
+            except Exception:
+                log.exception("outbox relay cycle failed")
+                sent = 0
+            if sent < self.batch:
+                try:
+                    await asyncio.wait_for(stop.wait(), self.idle_seconds)
+                except TimeoutError:
+                    pass
+
+    async def _publish_all(self, rows: list[Any]) -> list[BaseException | None]:
+        futures = []
+        for row in rows:
+            try:
+                fut = await self.js.publish_async(row.subject, row.payload,
+                                                  headers={"Nats-Msg-Id": str(row.id)})
+            except Exception as exc:
+                futures.append(exc)
+                continue
+            futures.append(fut)
+        results: list[BaseException | None] = []
+        for fut in futures:
+            if isinstance(fut, BaseException):
+                results.append(fut)
+                continue
+            try:
+                await asyncio.wait_for(fut, self.publish_timeout)
+                results.append(None)
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    def relay_once(self, loop: asyncio.AbstractEventLoop) -> int:
+        """One claim-publish-mark cycle; runs in a thread, publishes on the worker's loop."""
+        now = utcnow()
+        o = self.outbox
+        with self.db.begin() as session:
+            rows = session.execute(
+                sa.select(o.c.id, o.c.subject, o.c.payload, o.c.attempts)
+                .where(o.c.published_at.is_(None))
+                .where(sa.or_(o.c.next_attempt_at.is_(None), o.c.next_attempt_at <= now))
+                .order_by(o.c.created_at, o.c.id)
+                .limit(self.batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return 0
+            future = asyncio.run_coroutine_threadsafe(self._publish_all(list(rows)), loop)
+            results = future.result(timeout=self.publish_timeout + 30)
+            sent_ids = [row.id for row, err in zip(rows, results, strict=True) if err is None]
+            if sent_ids:
+                session.execute(sa.update(o).where(o.c.id.in_(sent_ids)).values(published_at=now))
+            for row, err in zip(rows, results, strict=True):
+                if err is None:
+                    continue
+                session.execute(sa.update(o).where(o.c.id == row.id).values(
+                    attempts=row.attempts + 1,
+                    next_attempt_at=now + timedelta(seconds=_backoff(row.attempts)),
+                    last_error=f"{type(err).__name__}: {err}"[:500]))
+            if len(sent_ids) < len(rows):
+                log.warning("outbox publish failed", extra={"failed": len(rows) - len(sent_ids)})
+            return len(sent_ids)

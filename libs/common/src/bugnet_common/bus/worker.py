@@ -1,0 +1,146 @@
+"""The asyncio runtime behind every `<svc>-worker`: outbox relay, consumers, export replies.
+
+Stops cleanly on SIGTERM/SIGINT: pull subscriptions are unsubscribed before the connection is
+closed (nats-py's drain hangs while they are open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import api as js_api
+
+from ..db import Database
+from .events import ExportRequest
+from .inbox import Consumer, handle_message
+from .nats_io import close_quietly, connect, ensure_streams
+from .outbox import OutboxRelay
+from .subjects import EXPORT_REQUESTED
+from .tables import BusTables
+
+log = logging.getLogger(__name__)
+
+ExportFn = Callable[[ExportRequest], dict[str, Any]]
+Task = Callable[[Any, asyncio.Event], Awaitable[None]]  # (worker, stop) -> None
+
+
+@dataclass
+class Worker:
+    service: str
+    nats_url: str
+    db: Database
+    tables: BusTables
+    consumers: Sequence[Consumer] = ()
+    export: ExportFn | None = None
+    tasks: Sequence[Task] = ()
+    relay: bool = True
+    nc: Any = None
+    js: Any = None
+    subscriptions: list[Any] = field(default_factory=list)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.nc = await connect(self.nats_url, f"{self.service}-worker", stop=stop)
+        self.js = self.nc.jetstream()
+        await self.retry(lambda: ensure_streams(self.js), stop)
+        coros: list[Awaitable[None]] = []
+        if self.relay:
+            coros.append(OutboxRelay(self.db, self.tables, self.js).run(stop))
+        for consumer in self.consumers:
+            coros.append(self._consume(consumer, stop))
+        if self.export is not None:
+            sub = await self.nc.subscribe(EXPORT_REQUESTED, queue=f"{self.service}-export",
+                                          cb=self._answer_export)
+            self.subscriptions.append(sub)
+        for task in self.tasks:
+            coros.append(task(self, stop))
+        log.info("worker started", extra={"consumers": [c.durable for c in self.consumers]})
+        try:
+            await asyncio.gather(*coros)
+        finally:
+            for sub in self.subscriptions:
+                try:
+                    await sub.unsubscribe()
+                except Exception:
+                    log.debug("unsubscribe failed", exc_info=True)
+            await close_quietly(self.nc)
+
+    @staticmethod
+    async def retry(fn: Callable[[], Awaitable[Any]], stop: asyncio.Event) -> Any:
+        delay = 0.2
+        while True:
+            try:
+                return await fn()
+            except Exception:
+                if stop.is_set():
+                    raise
+                log.warning("NATS call failed; retrying", exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _bind(self, consumer: Consumer) -> Any:
+        config = js_api.ConsumerConfig(
+            durable_name=consumer.durable, ack_policy=js_api.AckPolicy.EXPLICIT,
+            deliver_policy=js_api.DeliverPolicy.ALL, filter_subjects=list(consumer.subjects),
+            max_deliver=consumer.max_deliver, ack_wait=60, max_ack_pending=10_000)
+        await self.js.add_consumer(consumer.stream, config)
+        return await self.js.pull_subscribe_bind(consumer.durable, stream=consumer.stream)
+
+    async def _consume(self, consumer: Consumer, stop: asyncio.Event) -> None:
+        sub = await self.retry(lambda: self._bind(consumer), stop)
+        self.subscriptions.append(sub)
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(consumer.batch, timeout=1)
+            except (NatsTimeout, TimeoutError):
+                continue
+            except Exception:
+                log.warning("fetch failed", exc_info=True, extra={"consumer": consumer.durable})
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                try:
+                    await handle_message(self.db, self.tables, consumer, msg)
+                except Exception:
+                    # The database is likely down: leave the message unacked for redelivery.
+                    log.exception("message handling failed", extra={"consumer": consumer.durable})
+                    await asyncio.sleep(0.5)
+
+    async def _answer_export(self, msg: Any) -> None:
+        assert self.export is not None
+        try:
+            req = ExportRequest(**json.loads(msg.data))
+            part = await asyncio.to_thread(self.export, req)
+            reply = {"service": self.service, "ok": True, "data": part}
+        except Exception as exc:
+            log.exception("export failed")
+            reply = {"service": self.service, "ok": False, "error": type(exc).__name__}
+        await msg.respond(json.dumps(reply, default=str).encode())
+
+
+def run(worker: Worker) -> None:
+    """Run `worker` until SIGTERM or SIGINT."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        runner = asyncio.create_task(worker.run(stop))
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if runner in done:
+            runner.result()  # surface a crash as a non-zero exit
+            return
+        try:
+            await asyncio.wait_for(runner, 10)
+        except TimeoutError:
+            log.warning("worker did not stop within 10 s")
+
+    asyncio.run(main())

@@ -1,0 +1,49 @@
+"""JSON logs on stdout, each line carrying the service name and the gateway's request id."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+
+def bind_request(request_id: str | None) -> None:
+    _request_id.set(request_id)
+
+
+class _ContextFilter(logging.Filter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = self.service
+        rid = _request_id.get()
+        if rid is not None:
+            record.request_id = rid
+        return True
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Idempotent: a second app in the same process (tests) does not double the handlers."""
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    for handler in root.handlers:
+        if getattr(handler, "_bugnet", False):
+            for f in handler.filters:
+                if isinstance(f, _ContextFilter):
+                    f.service = service
+            return
+    handler = logging.StreamHandler(sys.stdout)
+    handler._bugnet = True  # type: ignore[attr-defined]
+    handler.setFormatter(JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        timestamp=False,
+    ))
+    handler.addFilter(_ContextFilter(service))
+    root.addHandler(handler)

@@ -1,0 +1,34 @@
+"""Settings base: one pydantic-settings class per service, each with its own env prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs; subclasses set `env_prefix` (AUTH_, BUGS_, ...)."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_nested_delimiter="__")
+
+    service_name: str = "service"
+    env: Literal["dev", "test", "prod"] = "dev"
+    database_url: SecretStr = SecretStr("postgresql+psycopg://postgres@127.0.0.1:55432/postgres")
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    nats_url: str = "nats://127.0.0.1:4222"
+    jwks_url: str = "http://127.0.0.1:8101/api/auth/jwks.json"
+    jwt_issuer: str = "bugnet"
+    jwt_audience: str = "bugnet"
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    data_dir: Path = Path(".bugnet")
+    log_level: str = "INFO"
+    # The gateway overwrites x-bugnet-client-ip with the real client address; a service reached
+    # without the gateway in front (tests, debugging) must not trust a client-sent copy.
+    trust_gateway_headers: bool = True
+    revocation_bucket: str = "revoked_sessions"
+    # Start the NATS-connected background thread in api processes (revocation watch, RPC).
+    bus_in_api: bool = True
+    max_body_bytes: int = Field(default=1 * 1024 * 1024, ge=1024)

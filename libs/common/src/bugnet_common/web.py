@@ -1,0 +1,214 @@
+"""Flask plumbing shared by every service: the envelope, body parsing, pagination, errors.
+
+Invariant: every response body a service produces is the envelope; nothing outside
+`register_error_handlers` builds an error body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import Flask, Response, g, jsonify, request
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from . import errors
+from .logs import bind_request, configure_logging
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+
+def ok(data: Any = None, status: int = 200, meta: dict[str, Any] | None = None) -> tuple[Response, int]:
+    body: dict[str, Any] = {"ok": True, "data": {} if data is None else data}
+    if meta is not None:
+        body["meta"] = meta
+    return jsonify(body), status
+
+
+def created(data: Any) -> tuple[Response, int]:
+    return ok(data, 201)
+
+
+@dataclass(frozen=True)
+class Page:
+    page: int = 1
+    limit: int = 20
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.limit
+
+
+def page_from_request(max_limit: int = 100) -> Page:
+    """Read `page` and `limit` from the query string; 400 on anything but sane integers."""
+    values = {}
+    for name, default, upper in (("page", 1, 1_000_000), ("limit", 20, max_limit)):
+        raw = request.args.get(name)
+        if raw is None or raw == "":
+            values[name] = default
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            raise errors.ValidationFailed(f"'{name}' must be an integer",
+                                          details={name: "must be an integer"}) from None
+        if not 1 <= value <= upper:
+            raise errors.ValidationFailed(f"'{name}' must be between 1 and {upper}",
+                                          details={name: f"must be between 1 and {upper}"})
+        values[name] = value
+    return Page(**values)
+
+
+def paginated(items: Sequence[Any], page: Page, total: int) -> tuple[Response, int]:
+    pages = math.ceil(total / page.limit) if total else 0
+    return ok(list(items), meta={"page": page.page, "limit": page.limit, "total": total,
+                                 "pages": pages})
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "body"
+
+
+def validation_error(exc: ValidationError) -> errors.ValidationFailed:
+    details: dict[str, str] = {}
+    for err in exc.errors():
+        field = _field_name(tuple(err.get("loc", ())))
+        msg = err.get("msg", "invalid value")
+        if err.get("type") == "missing":
+            msg = "is required"
+        details.setdefault(field, msg)
+    first_field, first_msg = next(iter(details.items()))
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return errors.ValidationFailed(f"Invalid '{first_field}': {first_msg}{more}", details=details)
+
+
+def raw_json(*, allow_empty: bool = False) -> Any:
+    """The request's JSON value. Empty body → {} when `allow_empty` (no-body POSTs)."""
+    data = request.get_data(cache=True)
+    if not data.strip():
+        if allow_empty:
+            return {}
+        raise errors.BadRequest("Request body is empty; send a JSON object")
+    mimetype = request.mimetype
+    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise errors.UnsupportedMediaType(
+            f"Unsupported content type '{mimetype}'; send application/json")
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.BadRequest("Malformed JSON body") from None
+
+
+def json_body(model: type[M], *, allow_empty: bool = False) -> M:
+    """Parse and validate the body as `model`; unknown fields are ignored."""
+    payload = raw_json(allow_empty=allow_empty)
+    if not isinstance(payload, dict):
+        raise errors.BadRequest("Request body must be a JSON object")
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+_HTTP_CODES = {
+    400: errors.BadRequest, 401: errors.Unauthorized, 403: errors.Forbidden, 404: errors.NotFound,
+    405: errors.MethodNotAllowed, 409: errors.Conflict, 413: errors.PayloadTooLarge,
+    415: errors.UnsupportedMediaType, 429: errors.RateLimited, 503: errors.ServiceUnavailable,
+}
+
+
+def _envelope(exc: errors.ApiError) -> Response:
+    resp = jsonify(exc.body())
+    resp.status_code = exc.status
+    for name, value in exc.headers.items():
+        resp.headers[name] = value
+    return resp
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(errors.ApiError)
+    def _api_error(exc: errors.ApiError) -> Response:
+        return _envelope(exc)
+
+    @app.errorhandler(ValidationError)
+    def _pydantic(exc: ValidationError) -> Response:
+        return _envelope(validation_error(exc))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        cls = _HTTP_CODES.get(status)
+        if status == 404:
+            err: errors.ApiError = errors.NotFound("No such endpoint")
+        elif status == 405:
+            err = errors.MethodNotAllowed(f"Method {request.method} is not allowed here")
+        elif status == 413:
+            err = errors.PayloadTooLarge()
+        elif cls is not None:
+            err = cls()
+        else:
+            err = errors.ApiError(exc.description or "Request failed")
+            err.status = status  # type: ignore[misc]
+        return _envelope(err)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return _envelope(errors.ApiError())
+
+
+def client_ip(settings: ServiceSettings) -> str:
+    if settings.trust_gateway_headers:
+        forwarded = request.headers.get("x-bugnet-client-ip")
+        if forwarded:
+            return forwarded.strip()
+    return request.remote_addr or "unknown"
+
+
+def _request_id() -> str:
+    rid = request.headers.get("x-request-id", "")
+    if 8 <= len(rid) <= 128 and rid.isprintable():
+        return rid
+    return uuid.uuid4().hex
+
+
+def create_service_app(name: str, settings: ServiceSettings,
+                       blueprints: Sequence[Any] = (),
+                       readiness: Sequence[tuple[str, Callable[[], None]]] = ()) -> Flask:
+    """A Flask app with logging, request ids, the envelope errors and /healthz + /readyz."""
+    from .health import health_blueprint
+
+    configure_logging(name, settings.log_level)
+    app = Flask(name)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["bugnet.settings"] = settings
+
+    @app.before_request
+    def _bind() -> None:
+        g.request_id = _request_id()
+        g.client_ip = client_ip(settings)
+        bind_request(g.request_id)
+
+    @app.after_request
+    def _stamp(resp: Response) -> Response:
+        resp.headers["X-Request-Id"] = g.get("request_id", "")
+        return resp
+
+    register_error_handlers(app)
+    app.register_blueprint(health_blueprint(readiness))
+    for bp in blueprints:
+        app.register_blueprint(bp)
+    return app
+
+
+def settings_of(app: Flask) -> ServiceSettings:
+    return app.extensions["bugnet.settings"]  # type: ignore[no-any-return]

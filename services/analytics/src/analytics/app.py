@@ -1,0 +1,17 @@
+"""The analytics api: health and readiness until its endpoints land."""
+
+from flask import Flask
+
+from bugnet_common.runtime import build_runtime
+from bugnet_common.web import create_service_app
+
+from .models import BUS
+from .settings import AnalyticsSettings
+
+
+def create_app(settings: AnalyticsSettings | None = None) -> Flask:
+    settings = settings or AnalyticsSettings()
+    runtime = build_runtime(settings, BUS)
+    app = create_service_app("analytics", settings, readiness=runtime.readiness())
+    runtime.init_app(app)
+    return app

@@ -1,0 +1,5 @@
+from bugnet_common.db import run_migrations_online
+
+from auth.models import Base
+
+run_migrations_online(Base.metadata)

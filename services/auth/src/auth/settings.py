@@ -1,0 +1,20 @@
+"""Settings of the auth service (environment prefix AUTH_)."""
+
+from pydantic_settings import SettingsConfigDict
+
+from bugnet_common.settings import ServiceSettings
+
+
+class AuthSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
+
+    service_name: str = "auth"
+    token_ttl_seconds: int = 7 * 24 * 3600
+    # Other services' base URLs, probed by GET /api/health (an operational probe, not data).
+    service_urls: dict[str, str] = {}
+    health_timeout_seconds: float = 1.5
+    # Services whose part of the account export must answer before an account is deleted.
+    export_services: list[str] = ["bugs", "analytics", "integrations"]
+    export_timeout_seconds: float = 3.0
+    # Served as-is by GET /api/config/public; only publishable values belong here.
+    public_config: dict[str, object] = {"firebase": None, "stripe_publishable_key": None}
