@@ -130,8 +130,11 @@ def get_user(*, session: Session, user_id: str) -> User:
 def update_me(*, session: Session, user_id: str, data: UpdateMeIn) -> User:
     """Change profile fields; an email already in use is 409."""
     user = get_user(session=session, user_id=user_id)
+    if (data.email is not None and data.email != user.email
+            and _email_taken(session, data.email, except_user=user.id)):
+        raise errors.Conflict("An account with this email already exists")
     changes: list[str] = []
-    for field in data.model_fields_set:
+    for field in sorted(data.model_fields_set):
         value = getattr(data, field)
         if field in ("display_name", "email") and value is None:
             raise errors.ValidationFailed(f"Invalid '{field}': must not be null",
@@ -139,8 +142,6 @@ def update_me(*, session: Session, user_id: str, data: UpdateMeIn) -> User:
         if getattr(user, field) != value:
             setattr(user, field, value)
             changes.append(field)
-    if "email" in changes and _email_taken(session, user.email, except_user=user.id):
-        raise errors.Conflict("An account with this email already exists")
     if changes:
         user.updated_at = utcnow()
         session.add(user)

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from .nats_io import close_quietly, connect, ensure_kv
+from .nats_io import close_quietly, connect, ensure_kv, run_loop_to_end
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class BusThread:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._main())
+        run_loop_to_end(self._loop, self._main())
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()

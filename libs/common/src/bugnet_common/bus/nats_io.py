@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import nats
@@ -67,3 +68,16 @@ async def close_quietly(nc: Any) -> None:
         await asyncio.wait_for(nc.close(), 5)
     except Exception:
         log.debug("NATS close failed", exc_info=True)
+
+
+def run_loop_to_end(loop: asyncio.AbstractEventLoop, main: Awaitable[Any]) -> None:
+    """Run `main` on `loop`, then cancel what the NATS client left behind and close the loop."""
+    try:
+        loop.run_until_complete(main)
+    finally:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()

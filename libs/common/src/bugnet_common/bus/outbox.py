@@ -90,7 +90,7 @@ class OutboxRelay:
                 sa.select(o.c.id, o.c.subject, o.c.payload, o.c.attempts)
                 .where(o.c.published_at.is_(None))
                 .where(sa.or_(o.c.next_attempt_at.is_(None), o.c.next_attempt_at <= now))
-                .order_by(o.c.created_at, o.c.id)
+                .order_by(o.c.seq)
                 .limit(self.batch)
                 .with_for_update(skip_locked=True)
             ).all()

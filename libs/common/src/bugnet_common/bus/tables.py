@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import UUID
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,8 @@ def _columns() -> dict[str, list[Any]]:
     return {
         "outbox": [
             sa.Column("id", UUID(as_uuid=False), primary_key=True),
+            # Commit order within one transaction: created_at is the transaction's start time.
+            sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
             sa.Column("subject", sa.Text, nullable=False),
             sa.Column("payload", sa.LargeBinary, nullable=False),
             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
@@ -49,7 +51,7 @@ def _columns() -> dict[str, list[Any]]:
 
 
 def _pending_index(table: str) -> tuple[str, list[str], dict[str, Any]]:
-    return (f"ix_{table}_pending", ["created_at"],
+    return (f"ix_{table}_pending", ["seq"],
             {"postgresql_where": sa.text("published_at IS NULL")})
 
 
@@ -58,7 +60,7 @@ def bus_tables(metadata: sa.MetaData) -> BusTables:
     cols = _columns()
     outbox = sa.Table("outbox", metadata, *cols["outbox"])
     name, idx_cols, kw = _pending_index("outbox")
-    sa.Index(name, outbox.c.created_at, **kw)
+    sa.Index(name, outbox.c.seq, **kw)
     inbox = sa.Table("inbox", metadata, *cols["inbox"])
     parked = sa.Table("parked_messages", metadata, *cols["parked_messages"])
     return BusTables(outbox=outbox, inbox=inbox, parked=parked)

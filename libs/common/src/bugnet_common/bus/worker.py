@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import signal
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,12 +45,14 @@ class Worker:
     nc: Any = None
     js: Any = None
     subscriptions: list[Any] = field(default_factory=list)
+    # Set once streams exist and every subscription reached the server (tests wait on it).
+    ready: threading.Event = field(default_factory=threading.Event)
 
     async def run(self, stop: asyncio.Event) -> None:
         self.nc = await connect(self.nats_url, f"{self.service}-worker", stop=stop)
         self.js = self.nc.jetstream()
         await self.retry(lambda: ensure_streams(self.js), stop)
-        coros: list[Awaitable[None]] = []
+        coros: list[Awaitable[Any]] = [stop.wait()]  # subscriptions alone keep a worker busy
         if self.relay:
             coros.append(OutboxRelay(self.db, self.tables, self.js).run(stop))
         for consumer in self.consumers:
@@ -60,6 +63,8 @@ class Worker:
             self.subscriptions.append(sub)
         for task in self.tasks:
             coros.append(task(self, stop))
+        await self.nc.flush()
+        self.ready.set()
         log.info("worker started", extra={"consumers": [c.durable for c in self.consumers]})
         try:
             await asyncio.gather(*coros)
