@@ -1,5 +1,4 @@
-from bugnet_common.db import run_migrations_online
-
 from analytics.models import Base
+from bugnet_common.db import run_migrations_online
 
 run_migrations_online(Base.metadata)

@@ -1,5 +1,4 @@
 from bugnet_common.db import run_migrations_online
-
 from integrations.models import Base
 
 run_migrations_online(Base.metadata)

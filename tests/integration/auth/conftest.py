@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from servers import NatsInfo, PostgresInfo
 
 from auth.app import create_app
 from auth.migrate import MIGRATIONS
@@ -16,6 +15,7 @@ from bugnet_common.bus.events import ExportRequest
 from bugnet_common.bus.worker import Worker
 from bugnet_common.db import Database, migrate
 from bugnet_common.testing import truncate_all, worker_thread
+from servers import NatsInfo, PostgresInfo
 
 
 @pytest.fixture(scope="session")

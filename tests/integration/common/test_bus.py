@@ -12,7 +12,6 @@ from typing import Any
 import nats as nats_client
 import pytest
 import sqlalchemy as sa
-from servers import NatsInfo, PostgresInfo
 
 from bugnet_common.bus import subjects
 from bugnet_common.bus.client import BusThread
@@ -24,6 +23,7 @@ from bugnet_common.bus.tables import bus_tables
 from bugnet_common.bus.worker import Worker
 from bugnet_common.db import Database
 from bugnet_common.testing import truncate_all, worker_thread
+from servers import NatsInfo, PostgresInfo
 
 METADATA = sa.MetaData()
 TABLES = bus_tables(METADATA)

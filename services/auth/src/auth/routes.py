@@ -16,8 +16,7 @@ from bugnet_common.runtime import Runtime, runtime_of
 
 from . import service
 from .models import User
-from .schemas import (DeleteMeIn, LoginIn, OnboardingIn, PasswordIn, SignupIn, UpdateMeIn,
-                      user_out)
+from .schemas import DeleteMeIn, LoginIn, OnboardingIn, PasswordIn, SignupIn, UpdateMeIn, user_out
 from .settings import AuthSettings
 from .tokens import KeyStore
 

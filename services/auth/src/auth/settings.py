@@ -1,5 +1,6 @@
 """Settings of the auth service (environment prefix AUTH_)."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from bugnet_common.settings import ServiceSettings
@@ -11,10 +12,12 @@ class AuthSettings(ServiceSettings):
     service_name: str = "auth"
     token_ttl_seconds: int = 7 * 24 * 3600
     # Other services' base URLs, probed by GET /api/health (an operational probe, not data).
-    service_urls: dict[str, str] = {}
+    service_urls: dict[str, str] = Field(default_factory=dict)
     health_timeout_seconds: float = 1.5
     # Services whose part of the account export must answer before an account is deleted.
-    export_services: list[str] = ["bugs", "analytics", "integrations"]
+    export_services: list[str] = Field(
+        default_factory=lambda: ["bugs", "analytics", "integrations"])
     export_timeout_seconds: float = 3.0
     # Served as-is by GET /api/config/public; only publishable values belong here.
-    public_config: dict[str, object] = {"firebase": None, "stripe_publishable_key": None}
+    public_config: dict[str, object] = Field(
+        default_factory=lambda: {"firebase": None, "stripe_publishable_key": None})

@@ -7,6 +7,7 @@ least once (JetStream de-duplicates retries by `Nats-Msg-Id = event id`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -54,10 +55,8 @@ class OutboxRelay:
                 log.exception("outbox relay cycle failed")
                 sent = 0
             if sent < self.batch:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.idle_seconds)
-                except TimeoutError:
-                    pass
 
     async def _publish_all(self, rows: list[Any]) -> list[BaseException | None]:
         futures = []

@@ -59,7 +59,7 @@ def bus_tables(metadata: sa.MetaData) -> BusTables:
     """Define the bus tables on a service's metadata."""
     cols = _columns()
     outbox = sa.Table("outbox", metadata, *cols["outbox"])
-    name, idx_cols, kw = _pending_index("outbox")
+    name, _cols, kw = _pending_index("outbox")
     sa.Index(name, outbox.c.seq, **kw)
     inbox = sa.Table("inbox", metadata, *cols["inbox"])
     parked = sa.Table("parked_messages", metadata, *cols["parked_messages"])
