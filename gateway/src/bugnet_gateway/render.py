@@ -1,0 +1,615 @@
+"""Renders the Envoy v3 bootstrap of the Bugnet gateway from the route table in ``routes``.
+
+Invariants of the rendered config:
+- Every family of ``routes.FAMILIES`` becomes one Envoy route, in order, matching both
+  ``/api/...`` and ``/api/v1/...``; the service always sees ``/api/...``. Anything else reaches
+  a last catch-all route whose cluster does not exist, which Envoy answers with 404.
+- HTTP filters run in this order, and the order is load-bearing:
+  1. Lua: strips client-sent ``x-jwt-payload``; on the way out it is the last to touch every
+     response, so it can turn ``x-ratelimit-reset`` into a Unix time and add ``Retry-After``.
+  2. local_ratelimit: one instance, so every route of a class shares one bucket per client IP.
+     Before jwt_authn, so a 401 also carries the ``X-RateLimit-*`` headers.
+  3. jwt_authn: per route ``bearer`` (required), ``optional`` (missing passes, invalid fails)
+     or disabled.
+  4. buffer: caps request bodies (1 MiB, 20 MiB on SDK uploads) with a 413.
+  5. router.
+- Envoy's own replies are rewritten into the API's error envelope by ``local_reply_config``;
+  upstream responses are never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bugnet_gateway.routes import (
+    FAMILIES,
+    MIB,
+    RATE_CLASSES,
+    SERVICES,
+    RateClass,
+    RouteFamily,
+    Service,
+)
+
+Config = dict[str, Any]
+
+ROUTE_TIMEOUT = "30s"
+CONNECT_TIMEOUT = "1s"
+JWKS_PATH = "/api/auth/jwks.json"
+JWKS_CACHE = "300s"
+JWT_ISSUER = "bugnet"
+JWT_AUDIENCES = ("bugnet",)
+JWT_PROVIDER = "bugnet"
+PAYLOAD_HEADER = "x-jwt-payload"
+CLIENT_IP_HEADER = "x-bugnet-client-ip"
+METADATA_NAMESPACE = "bugnet"
+RATE_CLASS_KEY = "rate_class"
+# Never defined as a cluster: Envoy answers a route to it with cluster_not_found_response_code.
+NO_SUCH_ENDPOINT_CLUSTER = "bugnet-no-such-endpoint"
+MAX_DOWNSTREAM_CONNECTIONS = 50_000
+# Per-IP buckets kept at once; beyond this the least recently used is evicted (its client
+# starts with a full bucket again), so keep it well above the clients seen per minute.
+MAX_TRACKED_CLIENTS = 100_000
+
+LUA = "envoy.filters.http.lua"
+LOCAL_RATELIMIT = "envoy.filters.http.local_ratelimit"
+JWT_AUTHN = "envoy.filters.http.jwt_authn"
+BUFFER = "envoy.filters.http.buffer"
+ROUTER = "envoy.filters.http.router"
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Requests per minute per client IP for each rate class (spec §3)."""
+
+    public: int = 30
+    user: int = 120
+    login: int = 10
+
+    def __post_init__(self) -> None:
+        for rate_class in RATE_CLASSES:
+            if self.per_minute(rate_class) < 1:
+                raise ValueError(f"{rate_class} limit must be at least 1 request per minute")
+
+    def per_minute(self, rate_class: RateClass) -> int:
+        return {"public": self.public, "user": self.user, "login": self.login}[rate_class]
+
+
+def render_config(
+    *,
+    listen_host: str = "127.0.0.1",
+    listen_port: int,
+    admin_port: int,
+    upstreams: dict[str, tuple[str, int]],
+    limits: RateLimits,
+    xff_num_trusted_hops: int = 0,
+    access_log: bool = True,
+) -> str:
+    """The Envoy v3 bootstrap as YAML text."""
+    bootstrap = build_bootstrap(
+        listen_host=listen_host,
+        listen_port=listen_port,
+        admin_port=admin_port,
+        upstreams=upstreams,
+        limits=limits,
+        xff_num_trusted_hops=xff_num_trusted_hops,
+        access_log=access_log,
+    )
+    text: str = yaml.dump(bootstrap, Dumper=_Dumper, sort_keys=False, width=100)
+    return text
+
+
+def build_bootstrap(
+    *,
+    listen_host: str = "127.0.0.1",
+    listen_port: int,
+    admin_port: int,
+    upstreams: dict[str, tuple[str, int]],
+    limits: RateLimits,
+    xff_num_trusted_hops: int = 0,
+    access_log: bool = True,
+) -> Config:
+    """The Envoy v3 bootstrap as plain data (what :func:`render_config` serialises)."""
+    unknown = sorted(set(upstreams) - set(SERVICES))
+    if unknown:
+        raise ValueError(f"unknown upstream service(s) {unknown}; known: {list(SERVICES)}")
+    if "auth" not in upstreams:
+        raise ValueError("the auth upstream is required: the gateway fetches its JWKS")
+    if xff_num_trusted_hops < 0:
+        raise ValueError("xff_num_trusted_hops must be >= 0")
+
+    hcm: Config = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "bugnet",
+        "codec_type": "AUTO",
+        "server_name": "bugnet-gateway",
+        "use_remote_address": True,
+        "xff_num_trusted_hops": xff_num_trusted_hops,
+        "normalize_path": True,
+        "merge_slashes": True,
+        "generate_request_id": True,
+        "always_set_request_id_in_response": True,
+        "request_headers_timeout": "10s",
+        "common_http_protocol_options": {
+            # WSGI servers fold "-" and "_" together: x_jwt_payload would pass as x-jwt-payload.
+            "headers_with_underscores_action": "DROP_HEADER",
+        },
+        "route_config": _route_config(),
+        "local_reply_config": _local_reply_config(),
+        "http_filters": _http_filters(upstreams["auth"], limits),
+    }
+    if access_log:
+        hcm["access_log"] = [_stdout_access_log()]
+
+    return {
+        "admin": {"address": _socket_address("127.0.0.1", admin_port)},
+        "overload_manager": {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                        "max_active_downstream_connections": MAX_DOWNSTREAM_CONNECTIONS,
+                    },
+                }
+            ]
+        },
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "public",
+                    "address": _socket_address(listen_host, listen_port),
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": hcm,
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ],
+            "clusters": [_cluster(service, upstreams.get(service)) for service in SERVICES],
+        },
+    }
+
+
+def _socket_address(host: str, port: int) -> Config:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _cluster(service: Service, upstream: tuple[str, int] | None) -> Config:
+    """One cluster per service; a service without an upstream gets no endpoints, so a 503."""
+    endpoints: list[Config] = []
+    cluster_type = "STATIC"
+    if upstream is not None:
+        host, port = upstream
+        endpoints = [{"lb_endpoints": [{"endpoint": {"address": _socket_address(host, port)}}]}]
+        if not _is_ip(host):
+            cluster_type = "STRICT_DNS"
+    cluster: Config = {
+        "name": service,
+        "type": cluster_type,
+        "connect_timeout": CONNECT_TIMEOUT,
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {"cluster_name": service, "endpoints": endpoints},
+    }
+    if cluster_type == "STRICT_DNS":
+        cluster["dns_lookup_family"] = "V4_PREFERRED"
+    return cluster
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+# --- routes -------------------------------------------------------------------------------
+
+
+def _route_config() -> Config:
+    return {
+        "name": "bugnet",
+        # The catch-all route names a cluster that does not exist on purpose.
+        "validate_clusters": False,
+        "request_headers_to_add": [
+            {
+                "header": {
+                    "key": CLIENT_IP_HEADER,
+                    "value": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+                },
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
+        ],
+        "response_headers_to_remove": ["x-envoy-upstream-service-time"],
+        "virtual_hosts": [
+            {
+                "name": "bugnet",
+                "domains": ["*"],
+                "routes": [*(_family_route(f) for f in FAMILIES), _no_such_endpoint_route()],
+            }
+        ],
+    }
+
+
+def _family_route(family: RouteFamily) -> Config:
+    match: Config = {"safe_regex": {"regex": family.envoy_path_regex}}
+    if family.methods is not None:
+        match["headers"] = [
+            {
+                "name": ":method",
+                "string_match": {"safe_regex": {"regex": "|".join(family.methods)}},
+            }
+        ]
+    per_filter: Config = {JWT_AUTHN: _jwt_per_route(family)}
+    if family.body_cap != "default":
+        per_filter[BUFFER] = {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
+            "buffer": {"max_request_bytes": family.body_limit_bytes},
+        }
+    return {
+        "name": family.name,
+        "match": match,
+        "route": {
+            "cluster": family.service,
+            "regex_rewrite": {"pattern": {"regex": "^/api/v1/"}, "substitution": "/api/"},
+            "timeout": ROUTE_TIMEOUT,
+            "retry_policy": _idempotent_retry_policy(),
+            "rate_limits": _rate_limit_actions(family),
+        },
+        "metadata": _route_metadata(family.service, family.body_limit_bytes),
+        "typed_per_filter_config": per_filter,
+    }
+
+
+def _no_such_endpoint_route() -> Config:
+    return {
+        "name": "gateway.no-such-endpoint",
+        "match": {"prefix": "/"},
+        "route": {
+            "cluster": NO_SUCH_ENDPOINT_CLUSTER,
+            "cluster_not_found_response_code": "NOT_FOUND",
+            # A route (not a direct_response) so the public class's actions apply to it too.
+            "rate_limits": [{"actions": [_rate_class_entry("public"), {"remote_address": {}}]}],
+        },
+        "metadata": _route_metadata("gateway", MIB),
+        "typed_per_filter_config": {JWT_AUTHN: _jwt_disabled()},
+    }
+
+
+def _route_metadata(service: str, body_limit_bytes: int) -> Config:
+    # Read by local_reply_config and the access log through %METADATA(ROUTE:bugnet:...)%.
+    return {
+        "filter_metadata": {
+            METADATA_NAMESPACE: {
+                "service": service,
+                "body_limit_mb": str(body_limit_bytes // MIB),
+            }
+        }
+    }
+
+
+def _idempotent_retry_policy() -> Config:
+    return {
+        "retry_on": "connect-failure,reset",
+        "num_retries": 2,
+        "retriable_request_headers": [
+            {"name": ":method", "string_match": {"safe_regex": {"regex": "GET|HEAD"}}}
+        ],
+    }
+
+
+def _rate_class_entry(rate_class: RateClass) -> Config:
+    return {"generic_key": {"descriptor_key": RATE_CLASS_KEY, "descriptor_value": rate_class}}
+
+
+def _rate_limit_actions(family: RouteFamily) -> list[Config]:
+    """Exactly one descriptor per request: (rate_class, remote_address)."""
+    client_ip: Config = {"remote_address": {}}
+    if family.rate_class == "login":
+        return [{"actions": [_rate_class_entry("login"), client_ip]}]
+    if family.auth == "none":
+        return [{"actions": [_rate_class_entry("public"), client_ip]}]
+
+    def when_authorization(present: bool, rate_class: RateClass) -> Config:
+        # header_value_match yields no descriptor at all when it does not match, so of these
+        # two entries exactly one produces a descriptor.
+        return {
+            "header_value_match": {
+                "descriptor_key": RATE_CLASS_KEY,
+                "descriptor_value": rate_class,
+                "expect_match": present,
+                "headers": [{"name": "authorization", "present_match": True}],
+            }
+        }
+
+    return [
+        {"actions": [when_authorization(True, "user"), client_ip]},
+        {"actions": [when_authorization(False, "public"), client_ip]},
+    ]
+
+
+def _jwt_per_route(family: RouteFamily) -> Config:
+    if family.auth == "none":
+        return _jwt_disabled()
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
+        "requirement_name": family.auth,
+    }
+
+
+def _jwt_disabled() -> Config:
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
+        "disabled": True,
+    }
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+def _http_filters(auth_upstream: tuple[str, int], limits: RateLimits) -> list[Config]:
+    return [
+        {
+            "name": LUA,
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": _lua_source()},
+            },
+        },
+        {"name": LOCAL_RATELIMIT, "typed_config": _local_ratelimit(limits)},
+        {"name": JWT_AUTHN, "typed_config": _jwt_authn(auth_upstream)},
+        {
+            "name": BUFFER,
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                "max_request_bytes": MIB,
+            },
+        },
+        {
+            "name": ROUTER,
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+                # Kept on: the rewrite records x-envoy-original-path, which the access log reads.
+                "suppress_envoy_headers": False,
+            },
+        },
+    ]
+
+
+def _lua_source() -> str:
+    return resources.files("bugnet_gateway").joinpath("gateway_headers.lua").read_text()
+
+
+def _per_minute_bucket(limit: int) -> Config:
+    # Refills continuously at limit/60 tokens per second; a full bucket allows a burst of limit.
+    return {"max_tokens": limit, "tokens_per_fill": limit, "fill_interval": "60s"}
+
+
+def _local_ratelimit(limits: RateLimits) -> Config:
+    always_on = {"numerator": 100, "denominator": "HUNDRED"}
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+        "stat_prefix": "bugnet_rate_limit",
+        # Only consumed by a request that yields no descriptor, which no route allows.
+        "token_bucket": _per_minute_bucket(1_000_000),
+        "always_consume_default_token_bucket": False,
+        "filter_enabled": {"runtime_key": "bugnet.rate_limit.enabled", "default_value": always_on},
+        "filter_enforced": {
+            "runtime_key": "bugnet.rate_limit.enforced",
+            "default_value": always_on,
+        },
+        "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+        "max_dynamic_descriptors": MAX_TRACKED_CLIENTS,
+        "descriptors": [
+            {
+                # An empty value makes a bucket per distinct client address.
+                "entries": [
+                    {"key": RATE_CLASS_KEY, "value": rate_class},
+                    {"key": "remote_address", "value": ""},
+                ],
+                "token_bucket": _per_minute_bucket(limits.per_minute(rate_class)),
+            }
+            for rate_class in RATE_CLASSES
+        ],
+    }
+
+
+def _jwt_authn(auth_upstream: tuple[str, int]) -> Config:
+    host, port = auth_upstream
+    authority = f"[{host}]" if ":" in host else host
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+        "providers": {
+            JWT_PROVIDER: {
+                "issuer": JWT_ISSUER,
+                "audiences": list(JWT_AUDIENCES),
+                "remote_jwks": {
+                    "http_uri": {
+                        "uri": f"http://{authority}:{port}{JWKS_PATH}",
+                        "cluster": "auth",
+                        "timeout": "2s",
+                    },
+                    "cache_duration": JWKS_CACHE,
+                    # The listener does not wait for auth; a failed fetch is retried each second.
+                    "async_fetch": {"fast_listener": True, "failed_refetch_duration": "1s"},
+                },
+                # Only the header: the default also reads ?access_token=, which leaks into logs.
+                "from_headers": [{"name": "Authorization", "value_prefix": "Bearer "}],
+                "forward": True,
+                "forward_payload_header": PAYLOAD_HEADER,
+            }
+        },
+        "requirement_map": {
+            "bearer": {"provider_name": JWT_PROVIDER},
+            "optional": {
+                "requires_any": {
+                    "requirements": [{"provider_name": JWT_PROVIDER}, {"allow_missing": {}}]
+                }
+            },
+        },
+    }
+
+
+# --- local replies and access log ------------------------------------------------------------
+
+
+def _envelope(error: str, code: str) -> Config:
+    return {
+        "json_format": {"ok": False, "error": error, "code": code},
+        "content_type": "application/json",
+    }
+
+
+def _status_is(status: int) -> Config:
+    return {
+        "status_code_filter": {
+            "comparison": {
+                "op": "EQ",
+                "value": {"default_value": status, "runtime_key": f"bugnet.local_reply.{status}"},
+            }
+        }
+    }
+
+
+SERVICE = f"%METADATA(ROUTE:{METADATA_NAMESPACE}:service)%"
+BODY_LIMIT_MB = f"%METADATA(ROUTE:{METADATA_NAMESPACE}:body_limit_mb)%"
+
+LOCAL_REPLIES: tuple[tuple[int, str, str], ...] = (
+    (400, "Malformed request: %LOCAL_REPLY_BODY%", "bad_request"),
+    (401, "Missing or invalid bearer token: %LOCAL_REPLY_BODY%", "unauthorized"),
+    (403, "Token not accepted: %LOCAL_REPLY_BODY%", "forbidden"),
+    (404, "No such endpoint", "not_found"),
+    (408, "Request not received in time", "request_timeout"),
+    (413, f"Request body too large (limit {BODY_LIMIT_MB} MB)", "payload_too_large"),
+    (429, "Too many requests, retry after the time in the Retry-After header", "rate_limited"),
+    (431, "Request headers too large", "headers_too_large"),
+    (502, f"The {SERVICE} service is unavailable", "service_unavailable"),
+    (503, f"The {SERVICE} service is unavailable", "service_unavailable"),
+    (504, f"The {SERVICE} service did not answer in time", "timeout"),
+)
+
+
+def _local_reply_config() -> Config:
+    return {
+        "mappers": [
+            {"filter": _status_is(status), "body_format_override": _envelope(error, code)}
+            for status, error, code in LOCAL_REPLIES
+        ],
+        "body_format": _envelope("%LOCAL_REPLY_BODY%", "gateway_error"),
+    }
+
+
+def _stdout_access_log() -> Config:
+    return {
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": {
+                "json_format": {
+                    "time": "%START_TIME%",
+                    "method": "%REQ(:METHOD)%",
+                    "path": "%PATH(NQ)%",
+                    "status": "%RESPONSE_CODE%",
+                    "duration_ms": "%DURATION%",
+                    "request_id": "%REQ(X-REQUEST-ID)%",
+                    "client_ip": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+                    "route": "%ROUTE_NAME%",
+                    "service": SERVICE,
+                    "response_flags": "%RESPONSE_FLAGS%",
+                    "details": "%RESPONSE_CODE_DETAILS%",
+                    "bytes_received": "%BYTES_RECEIVED%",
+                    "bytes_sent": "%BYTES_SENT%",
+                    "user_agent": "%REQ(USER-AGENT)%",
+                }
+            },
+        },
+    }
+
+
+# --- YAML and CLI ----------------------------------------------------------------------------
+
+
+class _Dumper(yaml.SafeDumper):
+    """Plain YAML for humans: literal blocks for multi-line strings, no anchors or aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def _upstream(text: str) -> tuple[str, tuple[str, int]]:
+    name, sep, address = text.partition("=")
+    host, colon, port = address.rpartition(":")
+    if not sep or not colon or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected SERVICE=HOST:PORT, got {text!r}")
+    return name, (host.strip("[]"), int(port))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bugnet_gateway.render", description="Render the gateway's Envoy config."
+    )
+    parser.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    parser.add_argument("--listen-host", default="127.0.0.1")
+    parser.add_argument("--listen-port", type=int, required=True)
+    parser.add_argument("--admin-port", type=int, required=True)
+    parser.add_argument(
+        "--upstream",
+        type=_upstream,
+        action="append",
+        default=[],
+        metavar="SERVICE=HOST:PORT",
+        help="one per service: " + ", ".join(SERVICES),
+    )
+    defaults = RateLimits()
+    parser.add_argument("--public-limit", type=int, default=defaults.public, help="per minute")
+    parser.add_argument("--user-limit", type=int, default=defaults.user, help="per minute")
+    parser.add_argument("--login-limit", type=int, default=defaults.login, help="per minute")
+    parser.add_argument("--xff-num-trusted-hops", type=int, default=0)
+    parser.add_argument("--no-access-log", action="store_true")
+    args = parser.parse_args(argv)
+
+    try:
+        text = render_config(
+            listen_host=args.listen_host,
+            listen_port=args.listen_port,
+            admin_port=args.admin_port,
+            upstreams=dict(args.upstream),
+            limits=RateLimits(
+                public=args.public_limit, user=args.user_limit, login=args.login_limit
+            ),
+            xff_num_trusted_hops=args.xff_num_trusted_hops,
+            access_log=not args.no_access_log,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
