@@ -1,7 +1,7 @@
 """Database helpers: one engine per app, one session per request, one registry per service.
 
-Each service defines its tables on its own `new_base()` so that two services' models can be
-imported into one process (tests) without their metadata colliding.
+Each service defines its tables on a SQLModel base with its own registry, so that two
+services' models can be imported into one process (tests) without their metadata colliding.
 """
 
 from __future__ import annotations
@@ -13,18 +13,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from flask import Flask, g
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.orm import registry
-from sqlmodel import Session, SQLModel
-
-
-def new_base() -> type[SQLModel]:
-    """A SQLModel base class with its own MetaData, for one service's tables."""
-
-    class Base(SQLModel, registry=registry()):
-        pass
-
-    return Base
+from sqlalchemy import Engine, MetaData, create_engine, text
+from sqlmodel import Session
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
@@ -78,7 +68,7 @@ def migrate(*, script_location: Path, url: str, revision: str = "head") -> None:
     command.upgrade(cfg, revision)
 
 
-def run_migrations_online(metadata: object) -> None:
+def run_migrations_online(metadata: MetaData) -> None:
     """The body of every service's alembic env.py."""
     from alembic import context
     from sqlalchemy import pool

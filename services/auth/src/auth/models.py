@@ -7,17 +7,21 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
 
 from bugnet_common.bus.events import utcnow
 from bugnet_common.bus.tables import bus_tables
-from bugnet_common.db import new_base
 
-Base = new_base()
+
+class Base(SQLModel, registry=registry()):
+    """This service's tables, on a MetaData of their own (services may share a process in tests)."""
+
+
 BUS = bus_tables(Base.metadata)
 
 
-class User(Base, table=True):  # type: ignore[call-arg]
+class User(Base, table=True):
     __tablename__ = "users"
 
     id: str = Field(primary_key=True, max_length=36)
@@ -37,7 +41,7 @@ class User(Base, table=True):  # type: ignore[call-arg]
                                  sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 
 
-class AuthSession(Base, table=True):  # type: ignore[call-arg]
+class AuthSession(Base, table=True):
     """One signed-in session; its id is the token's `sid`."""
 
     __tablename__ = "sessions"
@@ -54,7 +58,7 @@ class AuthSession(Base, table=True):  # type: ignore[call-arg]
     user_agent: str | None = Field(default=None, max_length=300)
 
 
-class SigningKey(Base, table=True):  # type: ignore[call-arg]
+class SigningKey(Base, table=True):
     """A JWT signing key; the newest active one signs, every unretired one verifies."""
 
     __tablename__ = "signing_keys"

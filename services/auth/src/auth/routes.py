@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
 from sqlmodel import Session
 
 from bugnet_common import web
@@ -55,12 +56,12 @@ def _gather(user: User) -> dict[str, dict[str, Any]]:
                       timeout=settings.export_timeout_seconds)
 
 
-def _issued(issued: service.Issued, status: int):  # type: ignore[no-untyped-def]
+def _issued(issued: service.Issued, status: int) -> ResponseReturnValue:
     return web.ok({"token": issued.token, "user": user_out(issued.user)}, status)
 
 
 @bp.post("/auth/signup")
-def signup():  # type: ignore[no-untyped-def]
+def signup() -> ResponseReturnValue:
     data = web.json_body(SignupIn)
     issued = service.signup(session=_session(), keys=_keys(), data=data,
                             ttl=_settings().token_ttl_seconds, ip=g.client_ip,
@@ -69,7 +70,7 @@ def signup():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/auth/login")
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     data = web.json_body(LoginIn)
     issued = service.login(session=_session(), keys=_keys(), data=data,
                            ttl=_settings().token_ttl_seconds, ip=g.client_ip,
@@ -78,19 +79,19 @@ def login():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/auth/logout")
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     principal = _user()
     service.logout(session=_session(), session_id=principal.session_id)
     return web.ok({})
 
 
 @bp.get("/auth/me")
-def me():  # type: ignore[no-untyped-def]
+def me() -> ResponseReturnValue:
     return web.ok(user_out(service.get_user(session=_session(), user_id=_user().user_id)))
 
 
 @bp.route("/auth/me", methods=["PATCH", "PUT"])
-def update_me():  # type: ignore[no-untyped-def]
+def update_me() -> ResponseReturnValue:
     principal = _user()
     data = web.json_body(UpdateMeIn)
     user = service.update_me(session=_session(), user_id=principal.user_id, data=data)
@@ -98,7 +99,7 @@ def update_me():  # type: ignore[no-untyped-def]
 
 
 @bp.put("/auth/password")
-def change_password():  # type: ignore[no-untyped-def]
+def change_password() -> ResponseReturnValue:
     principal = _user()
     data = web.json_body(PasswordIn)
     service.change_password(session=_session(), user_id=principal.user_id,
@@ -107,7 +108,7 @@ def change_password():  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/auth/me")
-def delete_me():  # type: ignore[no-untyped-def]
+def delete_me() -> ResponseReturnValue:
     principal = _user()
     data = web.json_body(DeleteMeIn)
     export = service.delete_account(session=_session(), user_id=principal.user_id, data=data,
@@ -116,7 +117,7 @@ def delete_me():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/auth/onboarding")
-def onboarding():  # type: ignore[no-untyped-def]
+def onboarding() -> ResponseReturnValue:
     principal = _user()
     data = web.json_body(OnboardingIn)
     user = service.complete_onboarding(session=_session(), user_id=principal.user_id, data=data)
@@ -124,7 +125,7 @@ def onboarding():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/auth/export")
-def export():  # type: ignore[no-untyped-def]
+def export() -> ResponseReturnValue:
     principal = _user()
     doc = service.export_account(session=_session(), user_id=principal.user_id, gather=_gather,
                                  expected=_settings().export_services)
@@ -132,7 +133,7 @@ def export():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/auth/jwks.json")
-def jwks():  # type: ignore[no-untyped-def]
+def jwks() -> ResponseReturnValue:
     # The one body outside the envelope: JWKS consumers (Envoy among them) expect RFC 7517.
     resp = jsonify(_keys().jwks())
     resp.headers["Cache-Control"] = "public, max-age=300"
@@ -140,7 +141,7 @@ def jwks():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/config/public")
-def public_config():  # type: ignore[no-untyped-def]
+def public_config() -> ResponseReturnValue:
     return web.ok(dict(_settings().public_config))
 
 
@@ -153,7 +154,7 @@ def _probe(url: str, timeout: float) -> str:
 
 
 @bp.get("/health")
-def health():  # type: ignore[no-untyped-def]
+def health() -> ResponseReturnValue:
     settings = _settings()
     statuses: dict[str, str] = {}
     for name, check in _rt().readiness():

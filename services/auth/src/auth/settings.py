@@ -20,4 +20,4 @@ class AuthSettings(ServiceSettings):
     export_timeout_seconds: float = 3.0
     # Served as-is by GET /api/config/public; only publishable values belong here.
     public_config: dict[str, object] = Field(
-        default_factory=lambda: {"firebase": None, "stripe_publishable_key": None})
+        default_factory=lambda: dict.fromkeys(("firebase", "stripe_publishable_key")))

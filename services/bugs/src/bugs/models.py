@@ -1,7 +1,13 @@
 """Tables of the bugs service. Only the bus tables exist until its issue lands."""
 
-from bugnet_common.bus.tables import bus_tables
-from bugnet_common.db import new_base
+from sqlalchemy.orm import registry
+from sqlmodel import SQLModel
 
-Base = new_base()
+from bugnet_common.bus.tables import bus_tables
+
+
+class Base(SQLModel, registry=registry()):
+    """This service's tables, on a MetaData of their own (services may share a process in tests)."""
+
+
 BUS = bus_tables(Base.metadata)
