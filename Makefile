@@ -1,0 +1,94 @@
+# Bugnet's entry points. A fresh Debian/Ubuntu machine needs only python3 (3.11+): the first
+# target that needs the environment builds .tools (a pinned uv) and then .venv from the
+# committed uv.lock. No Docker anywhere.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+# The sentinel of a .venv synced with uv.lock: rebuilt when the lock or a pyproject changes.
+SYNCED := $(VENV)/.synced
+PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml gateway/pyproject.toml)
+
+LINT_PATHS := $(wildcard libs services tools gateway)
+MYPY_PATHS := $(wildcard libs/*/src services/*/src tools/*/src gateway/src)
+DATA_DIR := $(or $(BUGNET_DATA_DIR),.bugnet)
+
+# uv must use the Python that is here, never fetch one.
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help venv up down status logs test lint bench clean
+
+help:
+	@echo "make up       start PostgreSQL, NATS, every service and Envoy; wait until healthy"
+	@echo "make down     stop everything 'make up' started (data in $(DATA_DIR)/ is kept)"
+	@echo "make status   each process's state and health"
+	@echo "make logs     tail every log (S=auth-api for one, F=1 to follow)"
+	@echo "make test     run the test suite (PYTEST_ARGS=... to pass arguments to pytest)"
+	@echo "make lint     ruff and mypy"
+	@echo "make bench    run the benchmarks in bench/ (BENCH_ARGS=...)"
+	@echo "make clean    stop the stack, delete $(DATA_DIR)/ and caches"
+
+$(UV):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		echo "error: Bugnet needs Python 3.11 or newer as '$(PYTHON)' (or set PYTHON=/path/to/python3)" >&2; exit 1; }
+	@rm -rf $(TOOLS)
+	@if ! out=$$($(PYTHON) -m venv $(TOOLS) 2>&1); then \
+		rm -rf $(TOOLS); \
+		echo "$$out" >&2; \
+		if ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+			echo "error: '$(PYTHON) -m venv' failed because ensurepip is missing." >&2; \
+			echo "On Debian/Ubuntu install it with:  apt-get install python3-venv" >&2; \
+		fi; \
+		exit 1; \
+	fi
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(SYNCED): $(UV) uv.lock $(PYPROJECTS)
+	$(UV) sync --frozen
+	@touch $@
+
+venv: $(SYNCED)
+
+up: $(SYNCED)
+	@$(BIN)/bugnet-stack up $(UP_ARGS)
+
+# down, status and logs never sync: replacing packages under running processes is worse
+# than a stale environment, and with no .venv nothing from this checkout can be running.
+down:
+	@if [ -x $(BIN)/bugnet-stack ]; then $(BIN)/bugnet-stack down; else echo "Bugnet is not running"; fi
+
+status:
+	@if [ -x $(BIN)/bugnet-stack ]; then $(BIN)/bugnet-stack status; else echo "Bugnet is not running"; exit 3; fi
+
+logs:
+	@if [ -x $(BIN)/bugnet-stack ]; then $(BIN)/bugnet-stack logs $(if $(F),--follow) $(S); else echo "no logs yet"; fi
+
+test: $(SYNCED)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(SYNCED)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy $(MYPY_PATHS)
+
+bench: $(SYNCED)
+	@set -e; \
+	if [ -f bench/__main__.py ]; then $(BIN)/python -m bench $(BENCH_ARGS); exit; fi; \
+	found=; \
+	for f in bench/*.py; do \
+		name=$$(basename $$f .py); \
+		case $$name in __init__|conftest|\*) continue;; esac; \
+		found=1; echo "== bench.$$name"; $(BIN)/python -m bench.$$name $(BENCH_ARGS); \
+	done; \
+	[ -n "$$found" ] || echo "no benchmarks in bench/"
+
+clean: down
+	@if [ -f "$(DATA_DIR)/secrets.env" ] || [ -f "$(DATA_DIR)/stack.json" ] || [ "$(DATA_DIR)" = ".bugnet" ]; then \
+		rm -rf "$(DATA_DIR)"; else echo "not deleting $(DATA_DIR): it does not look like a Bugnet data directory"; fi
+	rm -rf .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -path ./$(TOOLS) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,57 @@
+"""The whole stack behind Envoy, started once for the e2e session on free ports.
+
+Rate limits stay at the spec's defaults (30/120/10 per minute): every test talks from its own
+loopback source address (127.0.0.x), so each has its own buckets, as distinct players would.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from bugnet_stack import Ports, Stack
+from servers import scratch_dir
+
+_addresses = itertools.count(10)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with scratch_dir("bugnet-e2e-") as data_dir:
+        s = Stack(data_dir=data_dir, ports=Ports.free(), durable=False,
+                  extra_env={"GUNICORN_WORKERS": "1"})
+        try:
+            s.up(timeout=180)
+            yield s
+        finally:
+            s.down()
+
+
+def _next_address() -> str:
+    n = next(_addresses)
+    return f"127.0.{n // 250}.{n % 250 + 2}"
+
+
+@pytest.fixture()
+def new_client(stack: Stack) -> Iterator[Callable[..., httpx.Client]]:
+    """Make clients bound to fresh loopback addresses (fresh rate-limit buckets)."""
+    clients: list[httpx.Client] = []
+
+    def make(prefix: str = "/api", address: str | None = None) -> httpx.Client:
+        transport = httpx.HTTPTransport(local_address=address or _next_address())
+        client = httpx.Client(base_url=stack.urls.gateway + prefix, transport=transport,
+                              timeout=15)
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+@pytest.fixture()
+def api(new_client: Callable[..., httpx.Client]) -> httpx.Client:
+    return new_client()

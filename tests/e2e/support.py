@@ -1,0 +1,42 @@
+"""What the e2e tests share: credentials, sign-up and envelope assertions."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+
+PASSWORD = "correct horse battery"
+
+
+def email() -> str:
+    return f"e2e-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def signup(api: httpx.Client) -> tuple[str, dict, str]:
+    addr = email()
+    resp = api.post("/auth/signup", json={"email": addr, "password": PASSWORD,
+                                          "display_name": "Player One"})
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    return body["data"]["token"], body["data"]["user"], addr
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_envelope_error(resp: httpx.Response, status: int) -> dict:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    body = resp.json()
+    assert body["ok"] is False and isinstance(body["error"], str) and body["error"]
+    return body
+
+
+def assert_rate_headers(resp: httpx.Response) -> None:
+    for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
+        assert name in resp.headers, f"{name} missing on {resp.status_code}"
+    reset = int(resp.headers["X-RateLimit-Reset"])
+    assert time.time() - 5 <= reset <= time.time() + 65
