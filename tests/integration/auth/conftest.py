@@ -14,6 +14,7 @@ from auth.settings import AuthSettings
 from bugnet_common.bus.events import ExportRequest
 from bugnet_common.bus.worker import Worker
 from bugnet_common.db import Database, migrate
+from bugnet_common.runtime import runtime_of
 from bugnet_common.testing import truncate_all, worker_thread
 from servers import NatsInfo, PostgresInfo
 
@@ -32,10 +33,11 @@ def auth_settings(auth_db_url: str, nats: NatsInfo) -> AuthSettings:
 
 
 @pytest.fixture(scope="session")
-def auth_app(auth_settings: AuthSettings) -> Flask:
+def auth_app(auth_settings: AuthSettings) -> Iterator[Flask]:
     app = create_app(auth_settings)
     app.testing = True
-    return app
+    yield app
+    runtime_of(app).close()
 
 
 @pytest.fixture()

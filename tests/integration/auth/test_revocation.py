@@ -44,15 +44,18 @@ def auth_http(auth_settings: AuthSettings, auth_db: Database, bucket: str) -> It
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+    runtime_of(app).close()
 
 
 @pytest.fixture()
-def bugs_app(pg: PostgresInfo, nats: NatsInfo, auth_http: str, bucket: str) -> Flask:
+def bugs_app(pg: PostgresInfo, nats: NatsInfo, auth_http: str, bucket: str) -> Iterator[Flask]:
     url = pg.create_database("bugs_revocation_it")
     migrate(script_location=BUGS_MIGRATIONS, url=url)
     settings = BugsSettings(database_url=url, nats_url=nats.url, revocation_bucket=bucket,  # type: ignore[arg-type]
                             jwks_url=f"{auth_http}/api/auth/jwks.json")
-    return create_bugs(settings)
+    app = create_bugs(settings)
+    yield app
+    runtime_of(app).close()
 
 
 def test_logout_is_refused_by_another_service_within_one_second(

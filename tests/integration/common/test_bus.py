@@ -18,7 +18,7 @@ from bugnet_common.bus.client import BusThread
 from bugnet_common.bus.events import Event
 from bugnet_common.bus.inbox import Consumer, PoisonMessage
 from bugnet_common.bus.nats_io import ensure_kv
-from bugnet_common.bus.outbox import add_event
+from bugnet_common.bus.outbox import OutboxRelay, add_event
 from bugnet_common.bus.tables import bus_tables
 from bugnet_common.bus.worker import Worker
 from bugnet_common.db import Database
@@ -257,3 +257,15 @@ def test_export_gather_collects_each_service_until_the_deadline(clean: Database,
     assert replies["svc-a"]["data"] == {"who": "svc-a", "user": "u1"}
     assert replies["svc-b"]["ok"] is True
     assert {"svc-a", "svc-b"} <= set(partial) and "svc-c" not in partial
+
+
+def test_relay_prunes_rows_published_long_ago(clean: Database) -> None:
+    old, fresh = stage(clean, 2, subjects.BUG_UPDATED)
+    with clean.begin() as session:
+        session.execute(sa.update(TABLES.outbox).where(TABLES.outbox.c.id == old.id)
+                        .values(published_at=sa.func.now() - sa.text("interval '2 days'")))
+    relay = OutboxRelay(clean, TABLES, js=None)
+    assert relay.prune() == 1
+    with clean.engine.connect() as conn:
+        left = set(conn.execute(sa.select(TABLES.outbox.c.id)).scalars())
+    assert left == {fresh.id}

@@ -16,6 +16,8 @@ from flask import Flask, g
 from sqlalchemy import Engine, MetaData, create_engine, text
 from sqlmodel import Session
 
+from .settings import ServiceSettings
+
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
@@ -66,6 +68,17 @@ def migrate(*, script_location: Path, url: str, revision: str = "head") -> None:
     cfg.set_main_option("script_location", str(script_location))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(cfg, revision)
+
+
+def migrate_service(settings: ServiceSettings, package_file: str) -> None:
+    """`python -m <svc>.migrate`: upgrade to head from `services/<svc>/migrations`."""
+    migrate(script_location=migrations_dir(package_file),
+            url=settings.database_url.get_secret_value())
+
+
+def migrations_dir(package_file: str) -> Path:
+    """services/<svc>/migrations, from any module file of the service package."""
+    return Path(package_file).resolve().parents[2] / "migrations"
 
 
 def run_migrations_online(metadata: MetaData) -> None:

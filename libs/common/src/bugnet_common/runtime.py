@@ -46,6 +46,12 @@ class Runtime:
         app.extensions["bugnet.runtime"] = self
         self.db.init_app(app)
 
+    def close(self) -> None:
+        """Stop the bus thread and close pooled connections (tests; gunicorn just exits)."""
+        if self.bus is not None:
+            self.bus.stop()
+        self.db.engine.dispose()
+
     def session(self, app: Flask):  # type: ignore[no-untyped-def]
         return request_session(app)
 

@@ -1,18 +1,10 @@
 """`python -m integrations.migrate`: bring the integrations database to the newest schema."""
 
-from pathlib import Path
-
-from bugnet_common.db import migrate
+from bugnet_common.db import migrate_service, migrations_dir
 
 from .settings import IntegrationsSettings
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
-
-
-def main() -> None:
-    settings = IntegrationsSettings()
-    migrate(script_location=MIGRATIONS, url=settings.database_url.get_secret_value())
-
+MIGRATIONS = migrations_dir(__file__)
 
 if __name__ == "__main__":
-    main()
+    migrate_service(IntegrationsSettings(), __file__)

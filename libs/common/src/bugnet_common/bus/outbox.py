@@ -29,6 +29,9 @@ def add_event(session: Session, tables: BusTables, event: Event) -> Event:
     return event
 
 
+PRUNE_EVERY_SECONDS = 60.0
+
+
 def _backoff(attempts: int) -> float:
     return min(0.5 * 2 ** attempts, 10.0)
 
@@ -38,19 +41,25 @@ class OutboxRelay:
     order with publish_async, and marks them sent in the same transaction as the claim."""
 
     def __init__(self, db: Database, tables: BusTables, js: Any, *, batch: int = 500,
-                 idle_seconds: float = 0.1, publish_timeout: float = 5.0) -> None:
+                 idle_seconds: float = 0.1, publish_timeout: float = 5.0,
+                 keep_published_seconds: float = 24 * 3600) -> None:
         self.db = db
         self.outbox = tables.outbox
         self.js = js
         self.batch = batch
         self.idle_seconds = idle_seconds
         self.publish_timeout = publish_timeout
+        self.keep_published_seconds = keep_published_seconds
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
+        next_prune = 0.0
         while not stop.is_set():
             try:
                 sent = await asyncio.to_thread(self.relay_once, loop)
+                if loop.time() >= next_prune:
+                    await asyncio.to_thread(self.prune)
+                    next_prune = loop.time() + PRUNE_EVERY_SECONDS
             except Exception:
                 log.exception("outbox relay cycle failed")
                 sent = 0
@@ -79,6 +88,14 @@ class OutboxRelay:
             except Exception as exc:
                 results.append(exc)
         return results
+
+    def prune(self) -> int:
+        """Forget rows published long ago; JetStream keeps the events themselves."""
+        cutoff = utcnow() - timedelta(seconds=self.keep_published_seconds)
+        o = self.outbox
+        with self.db.begin() as session:
+            result = session.execute(sa.delete(o).where(o.c.published_at < cutoff))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def relay_once(self, loop: asyncio.AbstractEventLoop) -> int:
         """One claim-publish-mark cycle; runs in a thread, publishes on the worker's loop."""
