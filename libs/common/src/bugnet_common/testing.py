@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -52,3 +56,56 @@ def truncate_all(engine: sa.Engine, metadata: sa.MetaData) -> None:
     if names:
         with engine.begin() as conn:
             conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+class TokenIssuer:
+    """Signs bearer tokens the way the auth service does and serves its JWKS over real HTTP,
+    so a service under test verifies them exactly as in production."""
+
+    def __init__(self, *, issuer: str = "bugnet", audience: str = "bugnet") -> None:
+        from joserfc.jwk import ECKey
+
+        self.issuer = issuer
+        self.audience = audience
+        self.key = ECKey.generate_key("P-256", parameters={"kid": uuid.uuid4().hex}, private=True)
+        self._server: Any = None
+        self.jwks_url = ""
+
+    def jwks(self) -> dict[str, Any]:
+        public = self.key.as_dict(private=False)
+        public.update({"alg": "ES256", "use": "sig"})
+        return {"keys": [public]}
+
+    def start(self) -> str:
+        """Serve the JWKS; returns its URL."""
+        from werkzeug.serving import WSGIRequestHandler, make_server
+        from werkzeug.wrappers import Response
+
+        class QuietHandler(WSGIRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+        doc = json.dumps(self.jwks())
+
+        def app(environ: Any, start_response: Any) -> Any:
+            return Response(doc, mimetype="application/json")(environ, start_response)
+
+        self._server = make_server("127.0.0.1", 0, app, threaded=True,
+                                   request_handler=QuietHandler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.jwks_url = f"http://127.0.0.1:{self._server.server_port}/api/auth/jwks.json"
+        return self.jwks_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+
+    def token(self, user_id: str, email: str, *, session_id: str | None = None,
+              ttl: int = 3600) -> str:
+        from joserfc import jwt
+
+        now = int(time.time())
+        claims = {"iss": self.issuer, "aud": self.audience, "sub": user_id, "email": email,
+                  "sid": session_id or str(uuid.uuid4()), "iat": now, "exp": now + ttl}
+        return jwt.encode({"alg": "ES256", "kid": self.key.kid, "typ": "JWT"}, claims, self.key,
+                          algorithms=["ES256"])

@@ -187,7 +187,7 @@ def create_service_app(name: str, settings: ServiceSettings,
     from .health import health_blueprint
 
     configure_logging(name, settings.log_level)
-    app = Flask(name)
+    app = Flask(name, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["bugnet.settings"] = settings

@@ -86,3 +86,92 @@ class SessionRevoked:
 class ExportRequest:
     user_id: str
     email: str
+
+
+# ---- bugs contracts -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProjectChanged:
+    """project_created / project_updated: the project as it now is."""
+
+    project_id: str
+    slug: str
+    name: str
+    api_key_hash: str
+    owner_id: str | None
+    settings: dict[str, Any]
+    changes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ProjectDeleted:
+    project_id: str
+    slug: str
+
+
+@dataclass(frozen=True)
+class ApiKeyRotated:
+    project_id: str
+    api_key_hash: str
+    previous_hash: str
+
+
+@dataclass(frozen=True)
+class MemberChanged:
+    """member_added / member_updated / member_removed."""
+
+    project_id: str
+    user_id: str
+    role: str | None  # None once removed
+    permissions: list[str]
+
+
+@dataclass(frozen=True)
+class BugSnapshot:
+    """What consumers need of a bug; `url` is the bug's path in the API."""
+
+    id: str
+    project_id: str
+    project_slug: str
+    number: int
+    title: str
+    category: str
+    priority: str
+    status: str
+    source: str
+    is_public: bool
+    platform: str | None
+    game_version: str | None
+    fingerprint: str | None
+    assignee_id: str | None
+    reporter_user_id: str | None
+    created_at: str
+    resolved_at: str | None
+    url: str
+
+
+@dataclass(frozen=True)
+class BugChanged:
+    """bug_created / bug_updated / bug_resolved / bug_regressed / bug_deleted."""
+
+    bug: BugSnapshot
+    changes: dict[str, dict[str, Any]] = field(default_factory=dict)  # field -> {from, to}
+    actor_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BugOccurred:
+    bug: BugSnapshot
+    occurrences: int
+    game_version: str | None
+    platform: str | None
+    player_key: str | None
+
+
+@dataclass(frozen=True)
+class CommentAdded:
+    bug: BugSnapshot
+    comment_id: str
+    body: str
+    internal: bool
+    author_id: str | None

@@ -1,0 +1,1 @@
+"""The labels area of the bugs service."""

@@ -1,0 +1,1 @@
+"""The projects area of the bugs service."""

@@ -1,0 +1,1 @@
+"""The reports area of the bugs service."""

@@ -1,0 +1,1 @@
+"""The sdk area of the bugs service."""

@@ -1,0 +1,1 @@
+"""The team area of the bugs service."""
