@@ -1,0 +1,25 @@
+"""Schema changes the bugs areas needed after the first domain migration.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # --- projects/team ---
+    # --- reports/labels ---
+    # --- sdk ---
+    # --- public ---
+    pass
+
+
+def downgrade() -> None:
+    pass
