@@ -1,0 +1,24 @@
+"""`python -m bench` (what `make bench` runs): every benchmark, with the same arguments.
+
+Without this file `make bench` would run each module in bench/ on its own, the load driver
+and the baseline Envoy helper included.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench import auth_me
+
+BENCHMARKS = (auth_me.main,)
+
+
+def main() -> int:
+    status = 0
+    for run in BENCHMARKS:
+        status = run(sys.argv[1:]) or status
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
