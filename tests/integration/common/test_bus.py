@@ -19,7 +19,7 @@ from bugnet_common.bus.events import Event
 from bugnet_common.bus.inbox import Consumer, PoisonMessage
 from bugnet_common.bus.nats_io import ensure_kv
 from bugnet_common.bus.outbox import OutboxRelay, add_event
-from bugnet_common.bus.tables import bus_tables
+from bugnet_common.bus.tables import OUTBOX_NOTIFY_DDL, bus_tables
 from bugnet_common.bus.worker import Worker
 from bugnet_common.db import Database
 from bugnet_common.testing import truncate_all, worker_thread
@@ -35,6 +35,9 @@ EFFECTS = sa.Table("effects", METADATA, sa.Column("event_id", sa.Text, primary_k
 def db(pg: PostgresInfo) -> Iterator[Database]:
     database = Database(pg.create_database("bus_it"))
     METADATA.create_all(database.engine)
+    with database.engine.begin() as conn:
+        for statement in OUTBOX_NOTIFY_DDL:
+            conn.execute(sa.text(statement))
     yield database
     database.engine.dispose()
 
@@ -269,3 +272,14 @@ def test_relay_prunes_rows_published_long_ago(clean: Database) -> None:
     with clean.engine.connect() as conn:
         left = set(conn.execute(sa.select(TABLES.outbox.c.id)).scalars())
     assert left == {fresh.id}
+
+
+def test_relay_wakes_on_commit_instead_of_polling(clean: Database, nats: NatsInfo) -> None:
+    worker = Worker(service="t-notify", nats_url=nats.url, db=clean, tables=TABLES)
+    with worker_thread(worker):
+        time.sleep(1.5)  # let the relay go idle on its LISTEN connection
+        started = time.monotonic()
+        stage(clean, 1, subjects.BUG_RESOLVED)
+        assert wait_until(lambda: unpublished(clean) == 0, 5, interval=0.01)
+        latency = time.monotonic() - started
+    assert latency < 0.5, f"relay took {latency:.3f}s: it polled instead of waking on NOTIFY"

@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..db import Database
 from .events import Event, utcnow
-from .tables import BusTables
+from .tables import OUTBOX_CHANNEL, BusTables
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,35 @@ def add_event(session: Session, tables: BusTables, event: Event) -> Event:
 PRUNE_EVERY_SECONDS = 60.0
 
 
+class NotifyWaiter:
+    """A LISTEN connection on the outbox channel, used from one thread at a time."""
+
+    def __init__(self, db: Database) -> None:
+        self.dsn = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.conn: psycopg.Connection[Any] | None = None
+
+    def wait(self, timeout: float) -> bool:
+        """True when notified within `timeout` seconds."""
+        try:
+            if self.conn is None or self.conn.closed:
+                self.conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
+                self.conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
+            for _ in self.conn.notifies(timeout=timeout, stop_after=1):
+                return True
+            return False
+        except psycopg.Error:
+            log.warning("outbox listen connection failed", exc_info=True)
+            self.close()
+            time.sleep(timeout)
+            return False
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.close()
+            self.conn = None
+
+
 def _backoff(attempts: int) -> float:
     return min(0.5 * 2 ** attempts, 10.0)
 
@@ -41,7 +72,7 @@ class OutboxRelay:
     order with publish_async, and marks them sent in the same transaction as the claim."""
 
     def __init__(self, db: Database, tables: BusTables, js: Any, *, batch: int = 500,
-                 idle_seconds: float = 0.1, publish_timeout: float = 5.0,
+                 idle_seconds: float = 1.0, publish_timeout: float = 5.0,
                  keep_published_seconds: float = 24 * 3600) -> None:
         self.db = db
         self.outbox = tables.outbox
@@ -54,6 +85,14 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         next_prune = 0.0
+        waiter = NotifyWaiter(self.db)
+        try:
+            await self._loop(loop, stop, waiter, next_prune)
+        finally:
+            waiter.close()
+
+    async def _loop(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event,
+                    waiter: NotifyWaiter, next_prune: float) -> None:
         while not stop.is_set():
             try:
                 sent = await asyncio.to_thread(self.relay_once, loop)
@@ -63,9 +102,10 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay cycle failed")
                 sent = 0
-            if sent < self.batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.idle_seconds)
+            if sent < self.batch and not stop.is_set():
+                # Sleep until a commit adds rows (NOTIFY from the outbox trigger); the timeout
+                # is the safety net for retries with backoff and a lost listen connection.
+                await asyncio.to_thread(waiter.wait, self.idle_seconds)
 
     async def _publish_all(self, rows: list[Any]) -> list[BaseException | None]:
         futures = []

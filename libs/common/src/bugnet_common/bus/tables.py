@@ -66,9 +66,24 @@ def bus_tables(metadata: sa.MetaData) -> BusTables:
     return BusTables(outbox=outbox, inbox=inbox, parked=parked)
 
 
+OUTBOX_CHANNEL = "bugnet_outbox"
+
+# Wakes the relay when a transaction that added events commits (NOTIFY is delivered at commit,
+# once per statement), so an idle worker does not poll.
+OUTBOX_NOTIFY_DDL: tuple[str, ...] = (
+    f"""CREATE OR REPLACE FUNCTION bugnet_outbox_notify() RETURNS trigger
+        LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); RETURN NULL; END $$""",
+    "DROP TRIGGER IF EXISTS outbox_notify ON outbox",
+    "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox "
+    "FOR EACH STATEMENT EXECUTE FUNCTION bugnet_outbox_notify()",
+)
+
+
 def create_bus_tables(op: Any) -> None:
     """For a service's first alembic migration: `create_bus_tables(op)`."""
     for table, columns in _columns().items():
         op.create_table(table, *columns)
     name, idx_cols, kw = _pending_index("outbox")
     op.create_index(name, "outbox", idx_cols, **kw)
+    for statement in OUTBOX_NOTIFY_DDL:
+        op.execute(statement)
