@@ -22,7 +22,7 @@ DATA_DIR := $(or $(BUGNET_DATA_DIR),.bugnet)
 # uv must use the Python that is here, never fetch one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help venv up down status logs test lint bench clean
+.PHONY: help venv up down status logs test lint bench bench-deps clean
 
 help:
 	@echo "make up       start PostgreSQL, NATS, every service and Envoy; wait until healthy"
@@ -76,7 +76,15 @@ lint: $(SYNCED)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy $(MYPY_PATHS)
 
-bench: $(SYNCED)
+# wrk (Debian's package) is the load driver; without it the benchmarks fall back to a Python
+# client that saturates before Envoy does, which skews every ratio.
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }; \
+		else echo "note: install wrk (apt-get install wrk) for accurate figures; using the Python driver"; fi; }
+
+bench: $(SYNCED) bench-deps
 	@set -e; \
 	if [ -f bench/__main__.py ]; then $(BIN)/python -m bench $(BENCH_ARGS); exit; fi; \
 	found=; \
