@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -28,6 +29,19 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stdout is now, not the object it was at configuration time
+    (test runners and process managers swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Idempotent: a second app in the same process (tests) does not double the handlers."""
     root = logging.getLogger()
@@ -38,7 +52,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
                 if isinstance(f, _ContextFilter):
                     f.service = service
             return
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler()
     handler._bugnet = True  # type: ignore[attr-defined]
     handler.setFormatter(JsonFormatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s",
