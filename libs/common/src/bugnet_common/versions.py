@@ -15,7 +15,8 @@ from functools import total_ordering
 _VERSION = re.compile(
     r"""^[vV]?\s*
         (?P<release>\d+(?:\.\d+)*)
-        (?:[-.]?(?P<pre>[0-9A-Za-z][0-9A-Za-z.-]*?))?
+        # "-beta.1", "-1", ".beta", "rc1": a "." or nothing only before a letter
+        (?:(?:-|\.(?=[A-Za-z])|(?=[A-Za-z]))(?P<pre>[0-9A-Za-z]+(?:[.-][0-9A-Za-z]+)*))?
         (?:\+(?P<build>[0-9A-Za-z.-]+))?$""",
     re.VERBOSE,
 )

@@ -116,6 +116,17 @@ class Bug(Base, table=True):
         sa.Index("ix_bugs_project_status_number", "project_id", "status", "number"),
         sa.Index("ix_bugs_project_fingerprint", "project_id", "fingerprint",
                  postgresql_where=sa.text("fingerprint IS NOT NULL")),
+        # The public tracker lists only public bugs, a small slice of a big project.
+        sa.Index("ix_bugs_project_public_number", "project_id", "number",
+                 postgresql_where=sa.text("is_public")),
+        # The sorts of GET /bugs (reports/search.py spells the same priority expression).
+        sa.Index("ix_bugs_project_priority", "project_id", sa.text(
+            "(CASE priority WHEN 'critical' THEN 4 WHEN 'high' THEN 3 WHEN 'medium' THEN 2 "
+            "WHEN 'low' THEN 1 ELSE 0 END)"), "number"),
+        sa.Index("ix_bugs_project_votes", "project_id", "votes", "number"),
+        sa.Index("ix_bugs_project_updated", "project_id", "updated_at", "number"),
+        sa.Index("ix_bugs_project_version", "project_id", "game_version", "number"),
+        sa.Index("ix_bugs_project_platform", "project_id", sa.text("lower(platform)"), "number"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -155,6 +166,23 @@ class Bug(Base, table=True):
     updated_at: datetime = _ts()
     resolved_at: datetime | None = _ts(nullable=True)
     last_seen_at: datetime | None = _ts(nullable=True)
+
+
+class BugCount(Base, table=True):
+    """How many bugs a project has per combination of the list filters status, priority,
+    category, platform and assignee ('' for none). Kept by triggers on `bugs` (migration 0003),
+    so every writer keeps it exact; GET /bugs sums it instead of counting rows."""
+
+    __tablename__ = "bug_counts"
+
+    project_id: str = Field(sa_column=sa.Column(sa.String(36), sa.ForeignKey(
+        "projects.id", ondelete="CASCADE"), primary_key=True))
+    status: str = Field(sa_column=sa.Column(sa.String(16), primary_key=True))
+    priority: str = Field(sa_column=sa.Column(sa.String(16), primary_key=True))
+    category: str = Field(sa_column=sa.Column(sa.String(16), primary_key=True))
+    platform: str = Field(sa_column=sa.Column(sa.String(50), primary_key=True))
+    assignee_id: str = Field(sa_column=sa.Column(sa.String(36), primary_key=True))
+    n: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
 
 
 class Occurrence(Base, table=True):

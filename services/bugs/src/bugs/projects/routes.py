@@ -8,17 +8,20 @@ from flask.typing import ResponseReturnValue
 from bugnet_common import web
 
 from .. import context as ctx
+from ..sdk.storage import storage
 from ..views import project_out
 from . import service
-from .schemas import ProjectIn
+from .schemas import ProjectIn, ProjectUpdate
 
 bp = Blueprint("projects", __name__, url_prefix="/api")
 
 
 @bp.get("/projects")
 def list_projects() -> ResponseReturnValue:
-    rows = service.list_projects(session=ctx.session(), user_id=ctx.principal().user_id)
-    return web.ok([project_out(p, role) for p, role in rows])
+    user_id = ctx.principal().user_id
+    page = web.page_from_request()
+    rows, total = service.list_projects(session=ctx.session(), user_id=user_id, page=page)
+    return web.paginated([project_out(p, role) for p, role in rows], page, total)
 
 
 @bp.post("/projects")
@@ -33,3 +36,36 @@ def create_project() -> ResponseReturnValue:
 def get_project(slug: str) -> ResponseReturnValue:
     access = ctx.access(slug)
     return web.ok(project_out(access.project, access.role))
+
+
+@bp.route("/projects/<slug>", methods=["PATCH", "PUT"])
+def update_project(slug: str) -> ResponseReturnValue:
+    access = ctx.access(slug, "settings.manage", for_update=True)
+    data = web.json_body(ProjectUpdate)
+    project = service.update_project(session=ctx.session(), project=access.project, data=data,
+                                     actor_id=access.user_id)
+    return web.ok(project_out(project, access.role))
+
+
+@bp.delete("/projects/<slug>")
+def delete_project(slug: str) -> ResponseReturnValue:
+    access = ctx.access(slug, "project.delete", for_update=True)
+    out = project_out(access.project, access.role)
+    service.delete_project(session=ctx.session(), project=access.project, actor_id=access.user_id,
+                           storage=storage())
+    return web.ok(out)
+
+
+@bp.get("/projects/<slug>/api-key")
+def get_api_key(slug: str) -> ResponseReturnValue:
+    access = ctx.access(slug, "api_key.manage")
+    return web.ok({"api_key": service.masked_api_key(access.project)})
+
+
+@bp.post("/projects/<slug>/api-key/regenerate")
+def regenerate_api_key(slug: str) -> ResponseReturnValue:
+    # No body is read: an empty one, with or without a Content-Type, is what clients send.
+    access = ctx.access(slug, "api_key.manage", for_update=True)
+    key = service.regenerate_api_key(session=ctx.session(), project=access.project,
+                                     actor_id=access.user_id)
+    return web.ok({"api_key": key})
