@@ -118,3 +118,18 @@ def test_anonymous_upvotes_only_public_bugs_of_a_voting_tracker(client, user, pr
     assert client.post(f"/api/projects/{proj['slug']}/bugs/not-a-uuid/upvote").status_code == 404
     assert client.post("/api/projects/nope/bugs/x/upvote").status_code == 404
     assert client.post(url, headers={"Authorization": "Bearer bad"}).status_code == 401
+
+
+def test_upvote_answers_for_a_project_the_caller_cannot_see_as_for_a_missing_one(client, user, project, bugs_db) -> None:  # type: ignore[no-untyped-def]
+    owner, stranger = user("Owner"), user("Stranger")
+    proj = project(owner)
+    bug = file_bug(client, proj, owner, "Bug")
+    patch_bug(client, proj, owner, bug, is_public=True)  # public, but the tracker is disabled
+    missing = client.post(f"/api/projects/no-such-project/bugs/{bug['id']}/upvote")
+    assert missing.status_code == 404
+    for headers in ({}, stranger.headers):
+        for bug_id in (bug["id"], "00000000-0000-4000-8000-000000000000", "not-a-uuid"):
+            resp = client.post(f"/api/projects/{proj['slug']}/bugs/{bug_id}/upvote",
+                               headers=headers)
+            assert resp.status_code == 404 and resp.json == missing.json, (headers, bug_id)
+    assert scalar(bugs_db, "SELECT count(*) FROM votes") == 0

@@ -115,8 +115,40 @@ def test_a_member_granted_team_manage_can_manage_the_team(client, user, project)
     assert client.get(f"/api/projects/{slug}/team/invitations", headers=lead.headers).status_code == 403
     client.put(perms_url(slug, lead.id), json={"overrides": {"team.manage": True}}, headers=owner.headers)
     assert client.get(f"/api/projects/{slug}/team/invitations", headers=lead.headers).status_code == 200
+    invited = client.post(f"/api/projects/{slug}/team/invitations", headers=lead.headers,
+                          json={"email": "newcomer@example.com", "role": "member"})
+    assert invited.status_code == 201
+    # ...within their own rank: no admins made, by role change or by invitation.
     assert client.patch(f"/api/projects/{slug}/team/{other.id}", json={"role": "admin"},
-                        headers=lead.headers).status_code == 200
+                        headers=lead.headers).status_code == 403
+    assert client.post(f"/api/projects/{slug}/team/invitations", headers=lead.headers,
+                       json={"email": "boss@example.com", "role": "admin"}).status_code == 403
     # ...but a member denied team.view no longer sees the team.
     client.put(perms_url(slug, other.id), json={"overrides": {"team.view": False}}, headers=owner.headers)
     assert client.get(f"/api/projects/{slug}/team", headers=other.headers).status_code == 403
+
+
+def test_nobody_grants_a_permission_they_do_not_hold(client, user, project) -> None:  # type: ignore[no-untyped-def]
+    owner, admin, member = user("Owner"), user("Admin"), user("Member")
+    slug = project(owner)["slug"]
+    join(client, owner, slug, admin, role="admin")
+    join(client, owner, slug, member)
+    refused = client.put(perms_url(slug, member.id), json={"overrides": {"project.delete": True}},
+                         headers=admin.headers)
+    assert refused.status_code == 403 and "project.delete" in refused.json["error"]
+    assert client.get(perms_url(slug, member.id), headers=owner.headers).json["data"]["overrides"] == {}
+    allowed = client.put(perms_url(slug, member.id), json={"overrides": {"labels.manage": True}},
+                         headers=admin.headers)
+    assert allowed.status_code == 200
+
+
+def test_a_member_with_team_manage_cannot_remove_an_admin(client, user, project) -> None:  # type: ignore[no-untyped-def]
+    owner, admin, lead = user("Owner"), user("Admin"), user("Lead")
+    slug = project(owner)["slug"]
+    join(client, owner, slug, admin, role="admin")
+    join(client, owner, slug, lead)
+    client.put(perms_url(slug, lead.id), json={"overrides": {"team.manage": True}}, headers=owner.headers)
+    resp = client.delete(f"/api/projects/{slug}/team/{admin.id}", headers=lead.headers)
+    assert resp.status_code == 403
+    team = client.get(f"/api/projects/{slug}/team", headers=owner.headers).json["data"]
+    assert admin.id in {m["user_id"] for m in team}

@@ -303,10 +303,21 @@ def may_vote(session: Session, project: Project, bug: Bug, user_id: str | None) 
     return bool(bug.is_public and tracker is not None and tracker.enabled and tracker.allow_voting)
 
 
+def sees_project(session: Session, project: Project, user_id: str | None) -> bool:
+    """Members see their project; anyone else only through its enabled public tracker."""
+    if user_id is not None and session.get(Member, (project.id, user_id)) is not None:
+        return True
+    tracker = session.get(Tracker, project.id)
+    return bool(tracker is not None and tracker.enabled)
+
+
 def upvote(*, session: Session, project: Project, bug_id: str, voter_key: str,
            user_id: str | None) -> int:
     """One vote per client (a second one changes nothing); the bug's vote count. A bug the
-    caller may not vote on is 404, as if it did not exist."""
+    caller may not vote on is 404, as if it did not exist; a project the caller cannot see
+    answers exactly as a missing one (whatever the bug id), so its existence does not leak."""
+    if not sees_project(session, project, user_id):
+        raise errors.NotFound("Project not found")
     bug = find_bug(session, project, bug_id)
     if not may_vote(session, project, bug, user_id):
         raise errors.NotFound("Bug not found")

@@ -5,6 +5,10 @@ Invariants:
   (the old owner becomes admin), and the owner cannot leave or be removed.
 - Nobody raises their own standing: one's own role may only go down, one's own overrides
   cannot be set or reset (a member granted `team.manage` must not make themself admin).
+- Nobody hands out more than they hold: a role above one's own cannot be given (by a role
+  change or an invitation), a member ranked above oneself cannot be changed or removed, and
+  a permission one lacks cannot be granted (an admin must not be able to grant
+  `project.delete` to a second account).
 - Every change of a membership, role or override emits member_added / member_updated /
   member_removed with the member's effective permissions, in the same transaction.
 - Invitation tokens are random, shown once, stored only as their SHA-256.
@@ -150,6 +154,18 @@ def successor_for(session: Session, project_id: str, leaving: str) -> Member | N
         .order_by(rank, col(Member.joined_at), col(Member.user_id))).first()
 
 
+RANK = {"member": 1, "admin": 2, "owner": 3}
+
+
+def _check_rank(access: Access, *, target_role: str | None = None,
+                new_role: str | None = None) -> None:
+    mine = RANK[access.role]
+    if target_role is not None and RANK[target_role] > mine:
+        raise errors.Forbidden(f"You cannot change or remove a member ranked above you ({target_role})")
+    if new_role is not None and RANK[new_role] > mine:
+        raise errors.Forbidden(f"You cannot give the '{new_role}' role: it is above your own")
+
+
 def _member(session: Session, project: Project, user_id: str) -> Member:
     member = session.get(Member, (project.id, user_id)) if is_uuid(user_id) else None
     if member is None:
@@ -197,6 +213,7 @@ def change_role(*, session: Session, access: Access, user_id: str, role: str) ->
                                "transfer ownership")
     if is_self and role == "admin" and target.role != "admin":
         raise errors.Forbidden("You cannot raise your own role")
+    _check_rank(access, target_role=target.role, new_role=role)
     if target.role != role:
         target.role = role
         session.add(target)
@@ -217,6 +234,8 @@ def remove_member(*, session: Session, access: Access, user_id: str) -> Member:
             raise errors.Conflict("The owner cannot leave the project; transfer ownership "
                                   "to another member first")
         raise errors.Forbidden("The owner cannot be removed from the project")
+    if not is_self:
+        _check_rank(access, target_role=target.role)
     remove_membership(session, target)
     session.commit()
     return target
@@ -237,6 +256,7 @@ def invite(*, session: Session, access: Access, data: InvitationIn,
            settings: BugsSettings) -> Invited:
     """Invite an email address to the team; emailed when SMTP is configured."""
     project, now = access.project, utcnow()
+    _check_rank(access, new_role=data.role)
     member = session.exec(select(Member.user_id).join(UserRef, col(UserRef.id) == Member.user_id)
                           .where(Member.project_id == project.id, col(UserRef.deleted).is_(False),
                                  sa.func.lower(UserRef.email) == data.email)).first()
@@ -357,6 +377,10 @@ def set_overrides(*, session: Session, access: Access, user_id: str,
                   overrides: dict[str, bool]) -> dict[str, Any]:
     """Replace a member's overrides (grants and denials on top of the role)."""
     member = _editable(session, access, user_id)
+    _check_rank(access, target_role=member.role)
+    beyond = sorted(p for p, granted in overrides.items() if granted and not access.can(p))
+    if beyond:
+        raise errors.Forbidden(f"You cannot grant permissions you do not have: {', '.join(beyond)}")
     if overrides_of(session, member.project_id, member.user_id) != overrides:
         _drop_overrides(session, member.project_id, member.user_id)
         session.add_all(PermissionOverride(project_id=member.project_id, user_id=member.user_id,
@@ -373,6 +397,7 @@ def reset_overrides(*, session: Session, access: Access, user_id: str) -> dict[s
     member = _member(session, access.project, user_id)
     if member.role != "owner" and overrides_of(session, member.project_id, member.user_id):
         _editable(session, access, user_id)
+        _check_rank(access, target_role=member.role)
         _drop_overrides(session, member.project_id, member.user_id)
         member_event(session, subjects.MEMBER_UPDATED, project_id=member.project_id,
                      user_id=member.user_id, member=member)
