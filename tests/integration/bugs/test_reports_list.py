@@ -166,6 +166,10 @@ def test_search_ranks_by_relevance_unless_a_sort_is_given(client, user, project)
     file_bug(client, proj, owner, "Texture missing", description="texture is pink")
     assert numbers(listing(client, proj, owner, search="texture")) == [4, 2, 3, 1]
     assert numbers(listing(client, proj, owner, search="texture", sort="oldest")) == [1, 2, 3, 4]
+    second = listing(client, proj, owner, search="the texture", limit=3, page=2)
+    assert numbers(second) == [1] and second["meta"]["total"] == 4  # "the" is left out
+    past = listing(client, proj, owner, search="texture", limit=3, page=3)
+    assert past["data"] == [] and past["meta"]["total"] == 4
 
 
 def test_broad_searches_rank_title_matches_first_and_estimate_the_total(client, user, project, bugs_db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -180,6 +184,8 @@ def test_broad_searches_rank_title_matches_first_and_estimate_the_total(client, 
     assert body["meta"]["total_exact"] is False and body["meta"]["total"] >= 4
     assert numbers(listing(client, proj, owner, search="crash", limit=4, page=2)) == [5, 3, 2]
     assert numbers(listing(client, proj, owner, search="crash", limit=2, page=2)) == [1, 6]
+    filtered = listing(client, proj, owner, search="crash", status="open,closed", limit=2)
+    assert numbers(filtered) == [7, 4] and filtered["meta"]["total_exact"] is False
 
 
 def test_totals_stay_exact_through_updates_bulk_and_deletes(client, triage, bugs_db) -> None:  # type: ignore[no-untyped-def]

@@ -46,3 +46,13 @@ def test_similar_needs_bugs_view_and_a_title(client, user, project, bugs_db) -> 
     assert client.post(url, json={"title": "x"}, headers=blind.headers).status_code == 403
     for body in ({}, {"title": ""}, {"title": "x" * 301}, {"title": "x", "description": 5}):
         assert client.post(url, json=body, headers=owner.headers).status_code == 400, body
+
+
+def test_similar_falls_back_to_trigrams_for_misspelt_titles(client, user, project) -> None:  # type: ignore[no-untyped-def]
+    owner = user()
+    proj = project(owner)
+    shadows = file_bug(client, proj, owner, "Flickering shadows at night")
+    file_bug(client, proj, owner, "Music too loud in the menu")
+    ranked = client.post(f"/api/projects/{proj['slug']}/bugs/similar", headers=owner.headers,
+                         json={"title": "Flikkering shaddows"}).json["data"]
+    assert ranked and ranked[0]["bug"]["id"] == shadows["id"]

@@ -39,6 +39,8 @@ def test_empty_filters_are_no_filters() -> None:
 def test_search_words_are_lowercased_unique_and_capped() -> None:
     assert search_terms("Texture TEXTURE flicker, alt-tab!") == ["texture", "flicker", "alt", "tab"]
     assert len(search_terms(" ".join(f"w{i}" for i in range(20)))) == 8
+    assert search_terms("the door is stuck") == ["door", "stuck"]
+    assert search_terms("The It") == ["the", "it"]  # nothing else to search for
 
 
 def test_patch_keeps_only_sent_fields_and_a_null_assignee() -> None:

@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from bugnet_common import errors
@@ -37,9 +36,9 @@ from bugnet_common.bus.events import utcnow
 from bugnet_common.web import Page
 
 from ..events import emit
-from ..models import Branding, Bug, Changelog, Comment, Member, Project, Tracker, Vote
+from ..models import Branding, Bug, Changelog, Comment, Member, Project, Tracker
 from ..reports.schemas import BugIn
-from ..reports.service import new_bug
+from ..reports.service import cast_vote, new_bug
 from ..views import project_settings
 from .schemas import (
     BrandingIn,
@@ -238,23 +237,6 @@ def list_public_bugs(*, session: Session, where: PublicProject, filters: PublicB
 def get_public_bug(*, session: Session, where: PublicProject, bug_id: str) -> Bug:
     """One public bug of the project (404 otherwise)."""
     return _public_bug(session, where.project, bug_id)
-
-
-def cast_vote(*, session: Session, bug: Bug, voter_key: str) -> int:
-    """Count `voter_key`'s vote on `bug` once and return the bug's votes; staged, the caller
-    commits. Shared by the public vote and the dashboard upvote (same `votes` table)."""
-    inserted = session.execute(
-        pg_insert(Vote).values(bug_id=bug.id, voter_key=voter_key, created_at=utcnow())
-        .on_conflict_do_nothing().returning(col(Vote.bug_id))).first()
-    if inserted is None:  # this voter already counted; concurrent repeats end up here too
-        votes = session.execute(sa.select(col(Bug.votes)).where(col(Bug.id) == bug.id)).scalar_one()
-    else:
-        votes = session.execute(sa.update(Bug).where(col(Bug.id) == bug.id)
-                                .values(votes=col(Bug.votes) + 1)
-                                .returning(col(Bug.votes))).scalar_one()
-    # The row was changed by SQL: record the value as loaded, so no stale write follows.
-    set_committed_value(bug, "votes", votes)
-    return int(votes)
 
 
 def vote(*, session: Session, where: PublicProject, bug_id: str, voter_key: str) -> Bug:

@@ -113,7 +113,7 @@ def upvote(slug: str, bug_id: str) -> ResponseReturnValue:
     # member, who can vote on any bug). No body is read: spec §1 allows an empty POST.
     session = ctx.session()
     principal = ctx.optional_principal()
-    project = service.project_by_slug(session, slug)
+    project = service.project_or_404(session, slug)
     votes = service.upvote(session=session, project=project, bug_id=bug_id,
                            voter_key=ctx.client_key(),
                            user_id=principal.user_id if principal else None)

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, func, select
 
 from bugnet_common import errors
@@ -27,7 +28,7 @@ from bugnet_common.bus import subjects
 from bugnet_common.bus.events import utcnow
 from bugnet_common.web import Page
 
-from ..access import Access
+from ..access import Access, project_by_slug
 from ..enums import FIXED_STATUSES
 from ..events import emit, snapshot
 from ..models import Activity, Attachment, Bug, Comment, Member, Project, Tracker, UserRef, Vote
@@ -311,6 +312,23 @@ def sees_project(session: Session, project: Project, user_id: str | None) -> boo
     return bool(tracker is not None and tracker.enabled)
 
 
+def cast_vote(*, session: Session, bug: Bug, voter_key: str) -> int:
+    """Count `voter_key`'s vote on `bug` once and return the bug's votes; staged, the caller
+    commits. Shared by the dashboard upvote and the public tracker's vote."""
+    inserted = session.execute(
+        pg_insert(Vote).values(bug_id=bug.id, voter_key=voter_key, created_at=utcnow())
+        .on_conflict_do_nothing().returning(col(Vote.bug_id))).first()
+    if inserted is None:  # this voter already counted; concurrent repeats end up here too
+        votes = session.execute(sa.select(col(Bug.votes)).where(col(Bug.id) == bug.id)).scalar_one()
+    else:
+        votes = session.execute(sa.update(Bug).where(col(Bug.id) == bug.id)
+                                .values(votes=col(Bug.votes) + 1)
+                                .returning(col(Bug.votes))).scalar_one()
+    # The row was changed by SQL: record the value as loaded, so no stale write follows.
+    set_committed_value(bug, "votes", votes)
+    return int(votes)
+
+
 def upvote(*, session: Session, project: Project, bug_id: str, voter_key: str,
            user_id: str | None) -> int:
     """One vote per client (a second one changes nothing); the bug's vote count. A bug the
@@ -321,24 +339,14 @@ def upvote(*, session: Session, project: Project, bug_id: str, voter_key: str,
     bug = find_bug(session, project, bug_id)
     if not may_vote(session, project, bug, user_id):
         raise errors.NotFound("Bug not found")
-    inserted = session.execute(
-        pg_insert(Vote).values(bug_id=bug.id, voter_key=voter_key, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["bug_id", "voter_key"])
-        .returning(col(Vote.bug_id))).first()
-    if inserted is None:  # this client has voted already (or a concurrent twin just did)
-        votes = session.execute(sa.select(col(Bug.votes))
-                                .where(col(Bug.id) == bug.id)).scalar_one()
-    else:
-        votes = session.execute(sa.update(Bug).where(col(Bug.id) == bug.id)
-                                .values(votes=col(Bug.votes) + 1)
-                                .returning(col(Bug.votes))).scalar_one()
+    votes = cast_vote(session=session, bug=bug, voter_key=voter_key)
     session.commit()
-    return int(votes)
+    return votes
 
 
-def project_by_slug(session: Session, slug: str) -> Project:
-    """A project for a public route; 404 when there is none."""
-    project = session.exec(select(Project).where(Project.slug == slug)).first()
+def project_or_404(session: Session, slug: str) -> Project:
+    """A project for a route open to anyone; 404 when there is none."""
+    project = project_by_slug(session, slug)
     if project is None:
         raise errors.NotFound("Project not found")
     return project

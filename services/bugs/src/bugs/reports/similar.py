@@ -7,12 +7,14 @@ lowercased, stop words dropped, irregular forms mapped (fell -> fall), words lig
 
 Two steps, so it stays fast on a project with a million bugs:
 1. Candidates (SQL, served by indexes): bugs whose `search_text` holds all of the title's
-   concepts, then any two of them (full-text prefix queries on the `simple` GIN index, every
-   surface form of a concept ORed), plus the closest titles by trigram similarity. At most a
-   few hundred rows.
+   telling concepts, then any two concepts, then any rare one (full-text prefix queries on
+   the `simple` GIN index, every surface form of a concept ORed; concepts most bugs have are
+   left out, by the index's own statistics); when that finds few in a project of moderate
+   size, the closest titles by trigram similarity too. At most a couple of hundred rows.
 2. Score (Python, on those rows): how much of the query's title the candidate covers, how much
    of the candidate's title the query covers, the overlap of all concepts, and the trigram
-   similarity of the titles; a weighted sum in [0, 1].
+   similarity of the titles; a weighted sum in [0, 1]. Concepts weigh by rarity (idf from
+   the same statistics), generic ones ("player", "level") and numbers less.
 
 `bench/similar_pairs.py` measures recall@1 / recall@5 on labelled duplicate pairs; change
 weights or synonyms only with it.
@@ -32,11 +34,14 @@ from functools import lru_cache
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from ..models import Bug
+from ..models import Bug, BugCount
 
 CANDIDATES = 200  # rows fetched by the full-text candidate queries, at most
-TITLE_NEIGHBOURS = 40  # closest titles by trigram similarity
+ENOUGH = 20  # candidates after which no broader candidate query runs
+TITLE_NEIGHBOURS = 40  # closest titles by trigram similarity, when concepts found few
+TRIGRAM_MAX_BUGS = 50_000  # ... and only in projects up to this size
 RETRIEVAL_CONCEPTS = 4  # title concepts used to fetch candidates
+PAIRED_CONCEPTS = 4  # concepts whose pairs fetch candidates (6 pairs: each costs index reads)
 VERY_COMMON_SHARE = 0.3  # concepts in more bugs than this never fetch candidates
 RARE_SHARE = 0.05  # below this a single concept, or a description one, may fetch candidates
 
@@ -411,8 +416,9 @@ def tsqueries(query: Query, freq: Frequencies = NO_FREQUENCIES) -> list[str]:
     two of them and of the description's rare ones, then any one rare title concept. Concepts
     most bugs have are left out: the index would read them for nothing."""
     title = _rarest(query.title_concepts, freq, RETRIEVAL_CONCEPTS, VERY_COMMON_SHARE)
-    extra = _rarest(query.description_concepts, freq, 3, RARE_SHARE)
-    both = list(dict.fromkeys([*title, *extra]))
+    extra = [c for c in _rarest(query.description_concepts, freq, 2, RARE_SHARE)
+             if c not in title][:1]
+    both = [*title[:PAIRED_CONCEPTS - len(extra)], *extra]
     out: list[str] = []
     if len(title) > 1:
         out.append(" & ".join(_group(c) for c in title))
@@ -422,6 +428,11 @@ def tsqueries(query: Query, freq: Frequencies = NO_FREQUENCIES) -> list[str]:
     if singles:
         out.append(" | ".join(_group(c) for c in singles))
     return out
+
+
+def _project_size(session: Session, project_id: str) -> int:
+    return int(session.exec(select(func.coalesce(func.sum(BugCount.n), 0))
+                            .where(col(BugCount.project_id) == project_id)).one())
 
 
 def _body(bug_title: str, search_text: str) -> str:
@@ -442,13 +453,17 @@ def rank(session: Session, *, project_id: str, title: str, description: str,
             col(Bug.id).not_in(candidates) if candidates else sa.true(),
         ).limit(CANDIDATES - len(candidates))).all()
         candidates.update((r[0], (r[1], r[2])) for r in rows)
-        if len(candidates) >= CANDIDATES:
+        if len(candidates) >= ENOUGH:  # a broader tier would read more of the index for less
             break
-    similarity = func.similarity(col(Bug.title), title)
-    rows = session.exec(select(col(Bug.id), col(Bug.title), col(Bug.search_text)).where(
-        col(Bug.project_id) == project_id, col(Bug.title).op("%")(title),
-    ).order_by(similarity.desc()).limit(TITLE_NEIGHBOURS)).all()
-    candidates.update((r[0], (r[1], r[2])) for r in rows)
+    if len(candidates) < ENOUGH and _project_size(session, project_id) <= TRIGRAM_MAX_BUGS:
+        # Few concept matches (misspelt words, words no concept knows): add the closest titles
+        # by trigrams. Not on a big project: there the trigram index reads the long posting
+        # lists of every common trigram of the title (seconds at a million bugs).
+        similarity = func.similarity(col(Bug.title), title)
+        rows = session.exec(select(col(Bug.id), col(Bug.title), col(Bug.search_text)).where(
+            col(Bug.project_id) == project_id, col(Bug.title).op("%")(title),
+        ).order_by(similarity.desc()).limit(TITLE_NEIGHBOURS)).all()
+        candidates.update((r[0], (r[1], r[2])) for r in rows)
     if not candidates:
         return []
     scored = sorted(((score(query, t, _body(t, text), freq), bug_id)
