@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import auth_me
+from bench import auth_me, sdk_submit
 
-BENCHMARKS = (auth_me.main,)
+BENCHMARKS = (auth_me.main, sdk_submit.main)
 
 
 def main() -> int:

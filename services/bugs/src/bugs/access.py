@@ -90,14 +90,18 @@ def access_for(session: Session, slug: str, principal: Principal, *,
     return access
 
 
-def project_for_api_key(session: Session, key: str | None) -> Project:
-    """The project an SDK's API key belongs to; 401 for a missing, malformed or unknown key."""
+def api_key_hash(key: str | None) -> str:
+    """The stored form of an SDK's API key; 401 for a missing or malformed key."""
     if not key:
         raise errors.Unauthorized("Missing API key: send it as X-API-Key")
     if not apikeys.is_well_formed(key):
         raise errors.Unauthorized("Invalid API key")
-    project = session.exec(select(Project).where(
-        Project.api_key_hash == apikeys.hash_api_key(key))).first()
+    return apikeys.hash_api_key(key)
+
+
+def project_for_api_key(session: Session, key: str | None) -> Project:
+    """The project an SDK's API key belongs to; 401 for a missing, malformed or unknown key."""
+    project = session.exec(select(Project).where(Project.api_key_hash == api_key_hash(key))).first()
     if project is None:
         raise errors.Unauthorized("Invalid API key")
     return project

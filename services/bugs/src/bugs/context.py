@@ -44,14 +44,19 @@ def access(slug: str, permission: str | None = None, *, for_update: bool = False
                                  for_update=for_update)
 
 
-def sdk_project() -> Project:
-    """The project of the request's API key: X-API-Key, else `api_key` in a JSON body."""
+def sdk_key() -> str | None:
+    """The request's API key: X-API-Key, else `api_key` in a JSON body."""
     key = request.headers.get("X-API-Key")
     if not key and request.is_json:
         body = request.get_json(silent=True)
         if isinstance(body, dict) and isinstance(body.get("api_key"), str):
             key = body["api_key"]
-    return access_mod.project_for_api_key(session(), key)
+    return key
+
+
+def sdk_project() -> Project:
+    """The project of the request's API key: X-API-Key, else `api_key` in a JSON body."""
+    return access_mod.project_for_api_key(session(), sdk_key())
 
 
 def client_key() -> str:

@@ -19,6 +19,14 @@ LISTEN_HOST = "127.0.0.1"
 
 SERVICES: tuple[str, ...] = ("auth", "bugs", "analytics", "integrations")
 
+# Per-service defaults of an api's gunicorn (bugnet_common/gunicorn_conf.py reads them); the
+# environment and `Stack(extra_env=...)` override them. The bugs api batches SDK submits of
+# concurrent requests into one transaction (bugs/sdk/ingest.py): a request thread mostly waits
+# there, and more of them in flight make bigger batches (measured with bench/sdk_submit.py).
+API_ENV_DEFAULTS: dict[str, dict[str, str]] = {
+    "bugs": {"GUNICORN_THREADS": "32"},
+}
+
 # What `Stack(components=...)` accepts, in start order. Each needs the ones before it,
 # except that postgres and nats are independent of each other.
 COMPONENTS: tuple[str, ...] = ("postgres", "nats", "services", "gateway")

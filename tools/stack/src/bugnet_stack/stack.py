@@ -36,6 +36,7 @@ from typing import Any
 
 from bugnet_stack import dev_secrets, nats
 from bugnet_stack.config import (
+    API_ENV_DEFAULTS,
     COMPONENTS,
     LISTEN_HOST,
     PORT_LABELS,
@@ -228,6 +229,10 @@ class Stack:
         if "services" in self.components:
             for s in SERVICES:
                 env = self.service_env(s)
+                api_env = {
+                    **{k: v for k, v in API_ENV_DEFAULTS.get(s, {}).items() if k not in os.environ},
+                    **env,
+                }
                 programs.append(
                     Program(
                         name=f"{s}-api",
@@ -240,7 +245,7 @@ class Stack:
                             f"{s}.app:create_app()",
                         ],
                         directory=self.repo_root,
-                        environment=env,
+                        environment=api_env,
                         stopwaitsecs=20,
                     )
                 )

@@ -33,7 +33,9 @@ class Event:
     correlation_id: str | None = None
 
     def to_json(self) -> bytes:
-        return json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode()
+        # `data` is plain JSON data already (see `payload`): no deep copy of it on the way out.
+        return json.dumps({f.name: getattr(self, f.name) for f in _EVENT_FIELDS},
+                          separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Event:
@@ -45,9 +47,35 @@ class Event:
                    time=doc.get("time", ""), correlation_id=doc.get("correlation_id"))
 
 
+_EVENT_FIELDS = dataclasses.fields(Event)
+
+
 def payload(obj: Any) -> dict[str, Any]:
-    """A contract instance as plain JSON-able data."""
-    return dataclasses.asdict(obj)
+    """A contract instance as plain JSON-able data (what `dataclasses.asdict` gives, without
+    its deep copies: contracts hold only JSON values, nested contracts, lists and dicts)."""
+    plain = _plain(obj)
+    assert isinstance(plain, dict)
+    return plain
+
+
+_SCALARS = (str, int, float, bool, type(None))
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _SCALARS):
+        return value
+    cls = type(value)
+    names = _FIELD_NAMES.get(cls)
+    if names is None and dataclasses.is_dataclass(cls):
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 # ---- auth contracts -------------------------------------------------------------------------

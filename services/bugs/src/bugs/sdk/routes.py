@@ -3,19 +3,29 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import HTTPException
 
 from bugnet_common import errors, web
 
+from .. import access
 from .. import context as ctx
-from . import service
+from . import ingest, service
 from .schemas import SdkReportIn
 from .storage import init_app, storage
 
 bp = Blueprint("sdk", __name__, url_prefix="/api")
 bp.record_once(lambda state: init_app(state.app))
+bp.record_once(lambda state: state.app.extensions.setdefault(_INGESTOR, ingest.Ingestor()))
+
+_INGESTOR = "bugs.sdk_ingestor"
+
+
+def ingestor() -> ingest.Ingestor:
+    """The current app's batch writer of plain reports."""
+    return current_app.extensions[_INGESTOR]  # type: ignore[no-any-return]
 
 
 @bp.get("/bugs/settings")
@@ -25,8 +35,16 @@ def client_settings() -> ResponseReturnValue:
 
 @bp.post("/bugs/submit")
 def submit_report() -> ResponseReturnValue:
+    key_hash = access.api_key_hash(ctx.sdk_key())  # 401 for a missing or malformed key
+    try:
+        data = web.json_body(SdkReportIn)
+    except (errors.ApiError, HTTPException):
+        ctx.sdk_project()  # an unknown key is a 401 before any complaint about the body
+        raise
+    if ingest.eligible(data):
+        # Reports without a screenshot are written in batches with other requests' (ingest.py).
+        return web.created(ingestor().submit(ctx.rt().db, key_hash, data.bug_in()))
     project = ctx.sdk_project()
-    data = web.json_body(SdkReportIn)
     result = service.submit_report(session=ctx.session(), project=project, data=data,
                                    storage=storage(),
                                    max_screenshot_bytes=ctx.settings().max_screenshot_bytes)

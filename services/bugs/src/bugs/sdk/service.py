@@ -37,10 +37,10 @@ from bugnet_common.versions import is_newer, newest, version_key
 
 from ..enums import FIXED_STATUSES
 from ..events import emit, snapshot
-from ..models import Attachment, Bug, Occurrence, Project
+from ..models import Activity, Attachment, Bug, Occurrence, Project
 from ..reports import views as reports_views
 from ..reports.schemas import BugIn
-from ..reports.service import new_bug, record
+from ..reports.service import new_bug
 from ..views import iso, project_settings
 from . import fingerprint as fp
 from .schemas import SdkReportIn
@@ -203,10 +203,28 @@ def _lock_fingerprint(session: Session, project_id: str, fingerprint: str) -> Bu
                         .order_by(col(Bug.number)).limit(1).with_for_update()).first()
 
 
-def _add_occurrence(session: Session, *, project: Project, bug: Bug, data: BugIn,
-                    key: str, now: datetime) -> bool:
-    """Count one more report of `bug`'s crash; reopen it when it recurs in a newer version
-    than the one it was fixed in. Returns whether it regressed."""
+@dataclass
+class Occurred:
+    """What one more report of a grouped crash adds besides the bug's new counters."""
+
+    occurrence: Occurrence
+    activity: list[Activity]
+    events: list[tuple[str, Any]]  # (subject, payload contract), in emit order
+    regressed: bool
+
+
+def _activity(bug_id: str, action: str, field: str, from_value: object, to_value: object,
+              at: datetime) -> Activity:
+    """An activity entry as `reports.service.record` writes it (no actor: the game did it)."""
+    return Activity(id=str(uuid.uuid4()), bug_id=bug_id, actor_id=None, action=action,
+                    field=field, from_value=str(from_value), to_value=str(to_value), created_at=at)
+
+
+def apply_occurrence(bug: Bug, *, project: Project, data: BugIn, key: str,
+                     now: datetime) -> Occurred:
+    """Count one more report of `bug`'s crash on the object (counters, versions, platforms);
+    reopen it when it recurs in a newer version than the one it was fixed in. Returns the rows
+    and events that go with it; the caller writes them and the bug."""
     fixed_in = bug.resolved_in_version or bug.last_seen_version
     before = bug.occurrences
     bug.occurrences = before + 1
@@ -217,10 +235,9 @@ def _add_occurrence(session: Session, *, project: Project, bug: Bug, data: BugIn
         bug.versions = sorted([*(bug.versions or []), data.game_version], key=version_key)
     if data.platform and data.platform not in (bug.platforms or []):
         bug.platforms = [*(bug.platforms or []), data.platform]
-    session.add(Occurrence(bug_id=bug.id, game_version=data.game_version,
-                           platform=data.platform, player_key=key, created_at=now))
-    record(session, bug_id=bug.id, actor_id=None, action="occurred", field="occurrences",
-           from_value=before, to_value=bug.occurrences, at=now)
+    occurrence = Occurrence(bug_id=bug.id, game_version=data.game_version,
+                            platform=data.platform, player_key=key, created_at=now)
+    activity = [_activity(bug.id, "occurred", "occurrences", before, bug.occurrences, now)]
 
     regressed = bug.status in FIXED_STATUSES and is_newer(data.game_version, fixed_in)
     changes: dict[str, dict[str, Any]] = {}
@@ -229,21 +246,33 @@ def _add_occurrence(session: Session, *, project: Project, bug: Bug, data: BugIn
                    "resolved_at": {"from": iso(bug.resolved_at), "to": None}}
         if not bug.is_regression:
             changes["is_regression"] = {"from": False, "to": True}
-        record(session, bug_id=bug.id, actor_id=None, action="regressed", field="status",
-               from_value=bug.status, to_value="open", at=now)
+        activity.append(_activity(bug.id, "regressed", "status", bug.status, "open", now))
         bug.status, bug.resolved_at, bug.is_regression = "open", None, True
         bug.resolved_in_version = None  # the next fix records its own version
         bug.updated_at = now
-    session.add(bug)
 
     snap = snapshot(bug, project)
-    emit(session, subjects.BUG_OCCURRED, ev.BugOccurred(
+    events: list[tuple[str, Any]] = [(subjects.BUG_OCCURRED, ev.BugOccurred(
         bug=snap, occurrences=bug.occurrences, game_version=data.game_version,
-        platform=data.platform, player_key=key))
+        platform=data.platform, player_key=key))]
     if regressed:
-        emit(session, subjects.BUG_REGRESSED, ev.BugChanged(bug=snap, changes=changes))
-        emit(session, subjects.BUG_UPDATED, ev.BugChanged(bug=snap, changes=changes))
-    return regressed
+        events.append((subjects.BUG_REGRESSED, ev.BugChanged(bug=snap, changes=changes)))
+        events.append((subjects.BUG_UPDATED, ev.BugChanged(bug=snap, changes=changes)))
+    return Occurred(occurrence=occurrence, activity=activity, events=events, regressed=regressed)
+
+
+def _add_occurrence(session: Session, *, project: Project, bug: Bug, data: BugIn,
+                    key: str, now: datetime) -> bool:
+    """Count one more report of `bug`'s crash (`apply_occurrence`) in the session. Returns
+    whether it regressed."""
+    occurred = apply_occurrence(bug, project=project, data=data, key=key, now=now)
+    session.add(occurred.occurrence)
+    for entry in occurred.activity:
+        session.add(entry)
+    session.add(bug)
+    for subject, payload in occurred.events:
+        emit(session, subject, payload)
+    return occurred.regressed
 
 
 def _screenshot_room(session: Session, bug_id: str) -> bool:
