@@ -65,6 +65,8 @@ from bench.loadgen import (
 )
 from bugnet_gateway.render import RateLimits
 from bugnet_stack import Ports, Stack
+from bugnet_stack.config import API_ENV_DEFAULTS
+from bugs.sdk import ingest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -471,11 +473,18 @@ def report(rows: Sequence[Row], opts: Options, facts: Sequence[str], driver: str
 
 
 def stack_description(opts: Options) -> str:
-    workers = opts.workers or os.environ.get("GUNICORN_WORKERS") or "default"
-    threads = opts.threads or os.environ.get("GUNICORN_THREADS") or "default"
+    """How the bugs api runs: gunicorn workers x threads and batch writers, and PostgreSQL."""
+    def setting(name: str, given: int | None, default: str) -> str:
+        return str(given or os.environ.get(name) or API_ENV_DEFAULTS.get("bugs", {}).get(name)
+                   or default)
+
+    workers = setting("GUNICORN_WORKERS", opts.workers, "2")
+    threads = setting("GUNICORN_THREADS", opts.threads, "4")
+    writers = os.environ.get("BUGS_INGEST_WRITERS") or str(ingest.WRITERS)
     durable = ("PostgreSQL durable (fsync, synchronous_commit on)" if opts.durable
                else "PostgreSQL not durable (fsync and synchronous_commit off)")
-    return f"gunicorn workers {workers}, threads {threads}; {durable}"
+    return (f"bugs api: gunicorn {workers} workers x {threads} threads, {writers} ingest "
+            f"writer(s) per worker; {durable}")
 
 
 def run(opts: Options) -> tuple[list[Row], int]:
