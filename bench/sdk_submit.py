@@ -66,7 +66,7 @@ from bench.loadgen import (
 from bugnet_gateway.render import RateLimits
 from bugnet_stack import Ports, Stack
 from bugnet_stack.config import API_ENV_DEFAULTS
-from bugs.sdk import ingest
+from bugs.settings import BugsSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -480,7 +480,7 @@ def stack_description(opts: Options) -> str:
 
     workers = setting("GUNICORN_WORKERS", opts.workers, "2")
     threads = setting("GUNICORN_THREADS", opts.threads, "4")
-    writers = os.environ.get("BUGS_INGEST_WRITERS") or str(ingest.WRITERS)
+    writers = os.environ.get("BUGS_INGEST_WRITERS") or str(BugsSettings().ingest_writers)
     durable = ("PostgreSQL durable (fsync, synchronous_commit on)" if opts.durable
                else "PostgreSQL not durable (fsync and synchronous_commit off)")
     return (f"bugs api: gunicorn {workers} workers x {threads} threads, {writers} ingest "

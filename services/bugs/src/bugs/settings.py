@@ -1,6 +1,6 @@
 """Settings of the bugs service (environment prefix BUGS_)."""
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from bugnet_common.settings import ServiceSettings
@@ -27,3 +27,5 @@ class BugsSettings(ServiceSettings):
     invitation_ttl_days: int = 7
     # Requests carry 20 MB screenshots on the SDK routes; the gateway caps bodies first.
     max_body_bytes: int = 20 * 1024 * 1024
+    # Batch writers per api worker for SDK submits (one beat two on 2 cores: bigger batches).
+    ingest_writers: int = Field(default=1, ge=1, le=16)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import queue
 import threading
 import uuid
@@ -67,7 +66,6 @@ log = logging.getLogger(__name__)
 # More reports than this wait for the next transaction (bounds the statement sizes).
 MAX_BATCH = 64
 # Writer threads per process (each holds one database connection of the app's pool).
-WRITERS = int(os.environ.get("BUGS_INGEST_WRITERS", "1"))
 # A request gives up waiting after this long (gunicorn's worker timeout is 30 s).
 WAIT_SECONDS = 25.0
 
@@ -407,7 +405,7 @@ class Ingestor:
     Each writer thread takes every report waiting when it is free, so with several writers one
     batch is being filled while others are on their way to the database."""
 
-    def __init__(self, *, writers: int = WRITERS, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, *, writers: int = 1, max_batch: int = MAX_BATCH) -> None:
         self.writers = writers
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[Pending] = queue.SimpleQueue()

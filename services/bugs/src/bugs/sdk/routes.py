@@ -18,7 +18,8 @@ from .storage import init_app, storage
 
 bp = Blueprint("sdk", __name__, url_prefix="/api")
 bp.record_once(lambda state: init_app(state.app))
-bp.record_once(lambda state: state.app.extensions.setdefault(_INGESTOR, ingest.Ingestor()))
+bp.record_once(lambda state: state.app.extensions.setdefault(
+    _INGESTOR, ingest.Ingestor(writers=state.app.extensions["bugnet.settings"].ingest_writers)))
 
 _INGESTOR = "bugs.sdk_ingestor"
 
