@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
+from integration.bugs.team_support import join
 
 from bugnet_common.bus import subjects
 from bugs.access import PERMISSIONS, ROLE_DEFAULTS
@@ -17,14 +18,6 @@ def updates(db: Any) -> list[dict[str, Any]]:
         rows = conn.execute(sa.select(BUS.outbox.c.payload).where(
             BUS.outbox.c.subject == subjects.MEMBER_UPDATED).order_by(BUS.outbox.c.seq)).scalars()
         return [json.loads(p)["data"] for p in rows]
-
-
-def join(client: Any, owner: Any, slug: str, user: Any, role: str = "member") -> None:
-    inv = client.post(f"/api/projects/{slug}/team/invitations",
-                      json={"email": user.email, "role": role}, headers=owner.headers)
-    assert inv.status_code == 201, inv.json
-    resp = client.post(f"/api/invitations/{inv.json['data']['token']}/accept", headers=user.headers)
-    assert resp.status_code == 200, resp.json
 
 
 def perms_url(slug: str, user_id: str) -> str:
