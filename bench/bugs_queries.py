@@ -36,13 +36,12 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from bench.databases import database
+
 SLUG = "bench-big"
 SEED = 20261128
 
@@ -112,17 +111,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="print EXPLAIN ANALYZE of one query of each kind")
     return parser.parse_args(argv)
 
-
-@contextmanager
-def database(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    sys.path.insert(0, str(REPO_ROOT / "tests"))
-    from servers import postgres_server
-
-    with postgres_server() as pg:
-        yield pg.create_database("bench_bugs")
 
 
 def proper_names(rng: random.Random, n: int = 5000) -> list[str]:
@@ -436,7 +424,7 @@ def explain(session: Any, project: Any, world: World, me: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
-    with database(opts.database_url) as url:
+    with database(opts.database_url, name="bench_bugs") as url:
         run(opts, url)
     return 0
 

@@ -21,20 +21,17 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 
 from sqlalchemy import delete
 from sqlmodel import Session, col, func, select
 
+from bench.databases import database
 from bugnet_common.db import Database, migrate
 from bugs.migrate import MIGRATIONS
 from bugs.models import Bug, Project
 from bugs.reports.schemas import BugIn
 from bugs.reports.service import new_bug, similar_bugs
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # (original title, original description), (duplicate title, duplicate description)
 PAIRS: list[tuple[tuple[str, str], tuple[str, str]]] = [
@@ -452,17 +449,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@contextmanager
-def database(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    sys.path.insert(0, str(REPO_ROOT / "tests"))
-    from servers import postgres_server
-
-    with postgres_server() as pg:
-        yield pg.create_database("bench_similar")
-
 
 def load(url: str, into: str | None = None) -> tuple[Database, str, list[str], list[str]]:
     """Migrate, create a project (or use `into`), file originals and distractors in shuffled
@@ -528,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if opts.into_project and not opts.database_url:
         raise SystemExit("--into-project needs --database-url")
-    with database(opts.database_url) as url:
+    with database(opts.database_url, name="bench_similar") as url:
         db, project_id, originals, filed = load(url, opts.into_project)
         try:
             with db.session() as session:
