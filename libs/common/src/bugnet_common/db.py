@@ -62,8 +62,9 @@ def request_session(app: Flask) -> Session:
     return session
 
 
-def migrate(*, script_location: Path, url: str, revision: str = "head") -> None:
-    """Upgrade the service's database to `revision` with alembic."""
+def migrate(*, script_location: Path, url: str, revision: str = "heads") -> None:
+    """Upgrade the service's database to `revision` with alembic. The default, `heads`, applies
+    every branch: a service's areas may each branch their migrations from a common revision."""
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -71,7 +72,7 @@ def migrate(*, script_location: Path, url: str, revision: str = "head") -> None:
 
 
 def migrate_service(settings: ServiceSettings, package_file: str) -> None:
-    """`python -m <svc>.migrate`: upgrade to head from `services/<svc>/migrations`."""
+    """`python -m <svc>.migrate`: upgrade to heads from `services/<svc>/migrations`."""
     migrate(script_location=migrations_dir(package_file),
             url=settings.database_url.get_secret_value())
 

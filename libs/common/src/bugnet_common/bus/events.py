@@ -203,3 +203,109 @@ class CommentAdded:
     body: str
     internal: bool
     author_id: str | None
+
+
+# ---- analytics contracts --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RegressionDetected:
+    """regression_detected: one new regression (never published twice for the same one)."""
+
+    regression_id: str
+    project_id: str
+    project_slug: str
+    kind: str  # "recurrence", "crash_rate" or "frame_time"
+    version: str | None
+    previous_version: str | None
+    bug_id: str | None
+    details: dict[str, Any]
+    detected_at: str
+
+
+@dataclass(frozen=True)
+class CrashSpikeDetected:
+    """crash_spike_detected: crashed sessions in the last window well above the baseline."""
+
+    project_id: str
+    project_slug: str
+    window_minutes: int
+    sessions: int
+    crashed_sessions: int
+    baseline_crashed: float  # crashed sessions per window over the preceding day
+    detected_at: str
+
+
+@dataclass(frozen=True)
+class CrashFreeRateDropped:
+    """crash_free_rate_dropped: the project's crash-free rate over the last window fell."""
+
+    project_id: str
+    project_slug: str
+    window_minutes: int
+    sessions: int
+    crashed_sessions: int
+    crash_free_rate: float  # percent, exact (not rounded)
+    previous_rate: float | None  # the preceding day's rate, percent
+    game_version: str | None
+    detected_at: str
+
+
+# ---- integrations contracts -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AlertTriggered:
+    firing_id: str
+    alert_id: str
+    project_id: str
+    project_slug: str
+    name: str
+    condition: str
+    threshold: float | None
+    value: float | None
+    channels: list[str]
+    details: dict[str, Any]
+    triggered_at: str
+
+
+@dataclass(frozen=True)
+class WebhookDeliveryFailed:
+    """A delivery given up on (final failure or retries exhausted)."""
+
+    delivery_id: str
+    webhook_id: str
+    project_id: str
+    event: str
+    attempts: int
+    response_code: int | None
+    error: str | None
+
+
+# ---- gateway contracts ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UsageCount:
+    """Requests of one kind in one UTC day. The project is named by the path's slug
+    (project routes) or by the SHA-256 hex of the request's API key (SDK routes); both are
+    None for routes outside any project (auth, notifications, unknown paths)."""
+
+    date: str  # YYYY-MM-DD, UTC
+    project_slug: str | None
+    api_key_hash: str | None
+    group: str  # endpoint group: auth, projects, bugs, sdk, sessions, perf, public, analytics, ...
+    status_class: str  # "2xx", "3xx", "4xx", "5xx"
+    rate_limited: bool  # answered 429 (by the gateway or a service)
+    refused_by_gateway: bool  # answered by Envoy itself (no upstream saw it)
+    count: int
+
+
+@dataclass(frozen=True)
+class UsageCounted:
+    """usage_counted: the gateway's request counts for one flush interval of one instance.
+    `id` of the envelope is deterministic per (instance, sequence) so a re-sent batch is
+    de-duplicated by JetStream and by consumers' inboxes."""
+
+    instance: str
+    sequence: int
+    window_start: str
+    window_end: str
+    counts: list[UsageCount]

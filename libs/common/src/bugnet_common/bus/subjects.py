@@ -36,8 +36,9 @@ CRASH_FREE_RATE_DROPPED = "bugnet.analytics.v1.crash_free_rate_dropped"
 ALERT_TRIGGERED = "bugnet.integrations.v1.alert_triggered"
 WEBHOOK_DELIVERY_FAILED = "bugnet.integrations.v1.webhook_delivery_failed"
 
-# gateway (usage the gateway refused on its own)
-REQUESTS_REFUSED = "bugnet.gateway.v1.requests_refused"
+# gateway
+# every request the gateway answered (served or refused), counted per project, group and status
+USAGE_COUNTED = "bugnet.gateway.v1.usage_counted"
 
 # Request/reply, not streamed: the account export gathers each service's part.
 EXPORT_REQUESTED = "bugnet.rpc.v1.export_requested"
