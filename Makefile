@@ -22,7 +22,7 @@ DATA_DIR := $(or $(BUGNET_DATA_DIR),.bugnet)
 # uv must use the Python that is here, never fetch one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help venv up down status logs test lint bench bench-deps clean
+.PHONY: help venv up down status logs test test-faults test-security lint bench bench-deps clean
 
 help:
 	@echo "make up       start PostgreSQL, NATS, every service and Envoy; wait until healthy"
@@ -30,6 +30,8 @@ help:
 	@echo "make status   each process's state and health"
 	@echo "make logs     tail every log (S=auth-api for one, F=1 to follow)"
 	@echo "make test     run the test suite (PYTEST_ARGS=... to pass arguments to pytest)"
+	@echo "make test-faults    the long fault-under-load runs (kill -9 / restarts under traffic)"
+	@echo "make test-security  the long security runs (authorization matrix, abuse, fuzzing)"
 	@echo "make lint     ruff and mypy"
 	@echo "make bench    run the benchmarks in bench/ (BENCH_ARGS=...)"
 	@echo "make clean    stop the stack, delete $(DATA_DIR)/ and caches"
@@ -69,8 +71,16 @@ status:
 logs:
 	@if [ -x $(BIN)/bugnet-stack ]; then $(BIN)/bugnet-stack logs $(if $(F),--follow) $(S); else echo "no logs yet"; fi
 
+# `make test` runs everything but the tests marked `heavy`: the long fault and security runs
+# have their own targets (tests/faults, tests/security; their short subsets run in `make test`).
 test: $(SYNCED)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not heavy" $(PYTEST_ARGS)
+
+test-faults: $(SYNCED)
+	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
+
+test-security: $(SYNCED)
+	$(BIN)/pytest tests/security $(PYTEST_ARGS)
 
 lint: $(SYNCED)
 	$(BIN)/ruff check $(LINT_PATHS)

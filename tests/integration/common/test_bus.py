@@ -283,3 +283,79 @@ def test_relay_wakes_on_commit_instead_of_polling(clean: Database, nats: NatsInf
         assert wait_until(lambda: unpublished(clean) == 0, 5, interval=0.01)
         latency = time.monotonic() - started
     assert latency < 0.5, f"relay took {latency:.3f}s: it polled instead of waking on NOTIFY"
+
+
+class PartlyFailing(Recorder):
+    """Writes its effect, then fails for the events in `failing` the first time it sees them:
+    the effect must roll back with the event's savepoint while the batch commits."""
+
+    def __init__(self, ids: set[str], failing: set[str]) -> None:
+        super().__init__(ids)
+        self.failing = set(failing)
+
+    def __call__(self, *, session: Any, event: Event) -> None:
+        if event.id not in self.ids:
+            return
+        with self.lock:
+            self.calls.append(event.id)
+        session.execute(sa.insert(EFFECTS).values(event_id=event.id, consumer="c"))
+        if event.id in self.failing:
+            self.failing.discard(event.id)
+            raise ConnectionError("transient, after writing")
+
+
+def test_a_failing_event_is_retried_alone_while_its_batch_commits(
+        clean: Database, nats: NatsInfo) -> None:
+    subject = subjects.USER_UPDATED
+    events = [Event(type=subject, source="t", data={}) for _ in range(6)]
+    bad = events[2].id
+    handler = PartlyFailing({e.id for e in events}, failing={bad})
+    with worker_thread(consumer_worker(clean, nats.url, handler, subject)):
+        run(publish(nats.url, events))
+        assert wait_until(lambda: len(effects(clean)) == 6, 10)
+        time.sleep(0.3)
+    assert sorted(effects(clean)) == sorted(e.id for e in events)  # each once: no leftover
+    assert handler.calls.count(bad) == 2
+    assert all(handler.calls.count(e.id) == 1 for e in events if e.id != bad)
+    with clean.engine.connect() as conn:
+        inbox = conn.execute(sa.select(sa.func.count()).select_from(TABLES.inbox).where(
+            TABLES.inbox.c.event_id.in_([e.id for e in events]))).scalar_one()
+    assert inbox == 6
+
+
+def test_a_batch_waits_out_an_unavailable_database_without_spending_deliveries(
+        clean: Database, nats: NatsInfo) -> None:
+    """The inbox table is locked by another session for 3 s, so every transaction of the
+    consumer fails (lock_timeout). The batch must be retried in place, not nak'ed towards
+    max_deliver (3 here): all events applied once, none parked, none redelivered."""
+    subject = subjects.USER_REGISTERED
+    events = [Event(type=subject, source="t", data={}) for _ in range(4)]
+    handler = Recorder({e.id for e in events})
+    url = clean.engine.url.update_query_dict({"options": "-c lock_timeout=200"})
+    impatient = Database(url.render_as_string(hide_password=False))
+    worker = consumer_worker(impatient, nats.url, handler, subject)
+    try:
+        with clean.engine.connect() as locker:
+            locker.execute(sa.text("LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE"))
+            with worker_thread(worker):
+                run(publish(nats.url, events))
+                time.sleep(3)
+                locker.rollback()  # the database is back
+                assert wait_until(lambda: len(effects(clean)) == 4, 15)
+                time.sleep(0.5)  # the acks are sent without waiting for a reply
+                info = run(_consumer_info(nats.url, worker.consumers[0].durable))
+    finally:
+        impatient.engine.dispose()
+    assert sorted(effects(clean)) == sorted(e.id for e in events)
+    with clean.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(TABLES.parked)).scalar_one() == 0
+    assert info.num_redelivered == 0
+    assert info.num_ack_pending == 0
+
+
+async def _consumer_info(url: str, durable: str) -> Any:
+    nc = await nats_client.connect(url)
+    try:
+        return await nc.jetstream().consumer_info("AUTH", durable)
+    finally:
+        await nc.close()

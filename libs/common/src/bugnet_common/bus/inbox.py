@@ -2,11 +2,18 @@
 
 Transient failures are nak'ed with a delay; a message that fails `max_deliver` times, or
 that is not an event at all, is parked (stored with its error and logged) and terminated.
+
+A fetched batch is applied in ONE transaction (`process_batch`): the inbox rows of the batch
+in one statement, each handler in a savepoint of its own, one commit, then the acks. A handler
+that fails rolls back its savepoint and its inbox row, so its message alone is nak'ed or parked
+while the rest of the batch commits. Per event this saves a transaction, a thread hop and a
+synchronous ack round trip, which is most of a consumer's cost under load.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +60,48 @@ def process(db: Database, tables: BusTables, consumer: str, event: Event, handle
     return True
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What `process_batch` did with one event: "applied", "duplicate", "poison" or "failed"."""
+
+    kind: str
+    error: BaseException | None = None
+
+
+def process_batch(db: Database, tables: BusTables, consumer: str, events: list[Event],
+                  handler: Handler) -> list[Outcome]:
+    """Apply `handler` once per (consumer, event id) to each of `events`, in order, in one
+    transaction. A handler's failure is confined to its savepoint (see the module docstring).
+    Raises only when the transaction itself fails (the database is down): nothing committed."""
+    outcomes: list[Outcome] = []
+    with db.begin() as session:
+        wanted = list(dict.fromkeys(e.id for e in events))
+        fresh = set(session.execute(
+            pg_insert(tables.inbox).values([{"consumer": consumer, "event_id": i} for i in wanted])
+            .on_conflict_do_nothing().returning(tables.inbox.c.event_id)
+        ).scalars())
+        failed: list[str] = []
+        for event in events:
+            if event.id not in fresh:
+                outcomes.append(Outcome("duplicate"))
+                continue
+            fresh.discard(event.id)  # a second copy within the batch is a duplicate
+            savepoint = session.begin_nested()
+            try:
+                handler(session=session, event=event)
+                savepoint.commit()
+                outcomes.append(Outcome("applied"))
+            except Exception as exc:  # confined to this event; nak or park follows
+                savepoint.rollback()
+                failed.append(event.id)
+                outcomes.append(Outcome("poison" if isinstance(exc, PoisonMessage) else "failed",
+                                        exc))
+        if failed:  # their inbox rows go: the redelivery must apply them
+            session.execute(sa.delete(tables.inbox).where(
+                tables.inbox.c.consumer == consumer, tables.inbox.c.event_id.in_(failed)))
+    return outcomes
+
+
 def park(db: Database, tables: BusTables, consumer: str, subject: str, raw: bytes,
          event_id: str | None, error: str) -> None:
     with db.begin() as session:
@@ -67,34 +116,72 @@ def _park(session: Session, tables: BusTables, consumer: str, subject: str, raw:
         consumer=consumer, subject=subject, event_id=event_id, payload=raw, error=error[:2000]))
 
 
-async def handle_message(db: Database, tables: BusTables, consumer: Consumer, msg: Any) -> str:
-    """Process one JetStream message; returns what was done: acked, duplicate, nak, parked."""
-    try:
-        event = Event.from_json(msg.data)
-    except ValueError as exc:
-        await asyncio.to_thread(park, db, tables, consumer.durable, msg.subject, msg.data, None,
-                                f"undecodable: {exc}")
-        await msg.term()
-        return "parked"
-    try:
-        fresh = await asyncio.to_thread(process, db, tables, consumer.durable, event,
-                                        consumer.handler)
-    except PoisonMessage as exc:
-        await asyncio.to_thread(park, db, tables, consumer.durable, msg.subject, msg.data,
-                                event.id, f"poison: {exc}")
-        await msg.term()
-        return "parked"
-    except Exception as exc:
-        delivered = getattr(msg.metadata, "num_delivered", 1) or 1
-        if delivered >= consumer.max_deliver:
+async def handle_batch(db: Database, tables: BusTables, consumer: Consumer, msgs: list[Any],
+                       stop: asyncio.Event | None = None) -> list[str]:
+    """Process a fetched batch of JetStream messages (see the module docstring); returns what
+    was done with each, in order: acked, duplicate, nak or parked.
+
+    While the transaction itself fails (the database is down or restarting) the batch is
+    retried here with a growing pause, its messages kept in progress, so an outage never uses
+    up their deliveries (JetStream stops redelivering after `max_deliver`). With `stop` set the
+    error is raised instead and the messages stay unacked, for redelivery."""
+    decoded: list[tuple[Any, Event]] = []
+    done: dict[int, str] = {}
+    for n, msg in enumerate(msgs):
+        try:
+            decoded.append((msg, Event.from_json(msg.data)))
+        except ValueError as exc:
             await asyncio.to_thread(park, db, tables, consumer.durable, msg.subject, msg.data,
-                                    event.id, f"{type(exc).__name__}: {exc}")
+                                    None, f"undecodable: {exc}")
             await msg.term()
-            return "parked"
-        delay = consumer.backoff[min(delivered - 1, len(consumer.backoff) - 1)]
-        log.warning("handler failed; will retry", exc_info=True,
-                    extra={"consumer": consumer.durable, "event_id": event.id, "delay": delay})
-        await msg.nak(delay=delay)
-        return "nak"
-    await msg.ack_sync()
-    return "acked" if fresh else "duplicate"
+            done[n] = "parked"
+    outcomes = await _until_committed(db, tables, consumer, decoded, stop)
+    results = iter(zip(decoded, outcomes, strict=True))
+    for n in range(len(msgs)):
+        if n in done:
+            continue
+        (msg, event), outcome = next(results)
+        if outcome.kind in ("applied", "duplicate"):
+            await msg.ack()  # a lost ack means a redelivery, which the inbox makes a no-op
+            done[n] = "acked" if outcome.kind == "applied" else "duplicate"
+        else:
+            done[n] = await _refuse(db, tables, consumer, msg, event, outcome)
+    return [done[n] for n in range(len(msgs))]
+
+
+async def _refuse(db: Database, tables: BusTables, consumer: Consumer, msg: Any, event: Event,
+                  outcome: Outcome) -> str:
+    """Park a poison message, or one that failed its last delivery; nak the others."""
+    exc = outcome.error
+    delivered = getattr(msg.metadata, "num_delivered", 1) or 1
+    if outcome.kind == "poison" or delivered >= consumer.max_deliver:
+        why = f"poison: {exc}" if outcome.kind == "poison" else f"{type(exc).__name__}: {exc}"
+        await asyncio.to_thread(park, db, tables, consumer.durable, msg.subject, msg.data,
+                                event.id, why)
+        await msg.term()
+        return "parked"
+    delay = consumer.backoff[min(delivered - 1, len(consumer.backoff) - 1)]
+    log.warning("handler failed; will retry", exc_info=exc,
+                extra={"consumer": consumer.durable, "event_id": event.id, "delay": delay})
+    await msg.nak(delay=delay)
+    return "nak"
+
+
+async def _until_committed(db: Database, tables: BusTables, consumer: Consumer,
+                           decoded: list[tuple[Any, Event]],
+                           stop: asyncio.Event | None) -> list[Outcome]:
+    pause = 0.5
+    while True:
+        try:
+            return await asyncio.to_thread(process_batch, db, tables, consumer.durable,
+                                           [e for _, e in decoded], consumer.handler)
+        except Exception:
+            if stop is None or stop.is_set():
+                raise
+            log.warning("batch not committed; retrying", exc_info=True,
+                        extra={"consumer": consumer.durable, "delay": pause})
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
+            for msg, _ in decoded:
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()  # restarts ack_wait: no redelivery meanwhile

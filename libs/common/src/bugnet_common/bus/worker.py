@@ -20,7 +20,7 @@ from nats.js import api as js_api
 
 from ..db import Database
 from .events import ExportRequest
-from .inbox import Consumer, handle_message
+from .inbox import Consumer, handle_batch
 from .nats_io import close_quietly, connect, ensure_streams
 from .outbox import OutboxRelay
 from .subjects import EXPORT_REQUESTED
@@ -109,13 +109,12 @@ class Worker:
                 log.warning("fetch failed", exc_info=True, extra={"consumer": consumer.durable})
                 await asyncio.sleep(0.5)
                 continue
-            for msg in msgs:
-                try:
-                    await handle_message(self.db, self.tables, consumer, msg)
-                except Exception:
-                    # The database is likely down: leave the message unacked for redelivery.
-                    log.exception("message handling failed", extra={"consumer": consumer.durable})
-                    await asyncio.sleep(0.5)
+            try:
+                await handle_batch(self.db, self.tables, consumer, msgs, stop)
+            except Exception:
+                # Stopping (or NATS failing): the unacked messages are redelivered later.
+                log.exception("message handling failed", extra={"consumer": consumer.durable})
+                await asyncio.sleep(0.5)
 
     async def _answer_export(self, msg: Any) -> None:
         assert self.export is not None
