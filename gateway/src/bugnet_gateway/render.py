@@ -15,6 +15,8 @@ Invariants of the rendered config:
   5. router.
 - Envoy's own replies are rewritten into the API's error envelope by ``local_reply_config``;
   upstream responses are never touched.
+- With a usage collector, every request (served or refused by Envoy) is also streamed to it
+  over gRPC (ALS) with its ``X-API-Key`` header; nothing else ever logs that header.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ def render_config(
     limits: RateLimits,
     xff_num_trusted_hops: int = 0,
     access_log: bool = True,
+    usage_collector: tuple[str, int] | None = None,
 ) -> str:
     """The Envoy v3 bootstrap as YAML text."""
     bootstrap = build_bootstrap(
@@ -102,6 +105,7 @@ def render_config(
         limits=limits,
         xff_num_trusted_hops=xff_num_trusted_hops,
         access_log=access_log,
+        usage_collector=usage_collector,
     )
     text: str = yaml.dump(bootstrap, Dumper=_Dumper, sort_keys=False, width=100)
     return text
@@ -116,8 +120,13 @@ def build_bootstrap(
     limits: RateLimits,
     xff_num_trusted_hops: int = 0,
     access_log: bool = True,
+    usage_collector: tuple[str, int] | None = None,
 ) -> Config:
-    """The Envoy v3 bootstrap as plain data (what :func:`render_config` serialises)."""
+    """The Envoy v3 bootstrap as plain data (what :func:`render_config` serialises).
+
+    ``usage_collector`` (host, port): also stream every request's access-log entry over gRPC
+    to the usage collector (``python -m bugnet_gateway.usage``).
+    """
     unknown = sorted(set(upstreams) - set(SERVICES))
     if unknown:
         raise ValueError(f"unknown upstream service(s) {unknown}; known: {list(SERVICES)}")
@@ -146,8 +155,16 @@ def build_bootstrap(
         "local_reply_config": _local_reply_config(),
         "http_filters": _http_filters(upstreams["auth"], limits),
     }
+    access_logs: list[Config] = []
     if access_log:
-        hcm["access_log"] = [_stdout_access_log()]
+        access_logs.append(_stdout_access_log())
+    if usage_collector is not None:
+        access_logs.append(_usage_access_log())
+    if access_logs:
+        hcm["access_log"] = access_logs
+    clusters = [_cluster(service, upstreams.get(service)) for service in SERVICES]
+    if usage_collector is not None:
+        clusters.append(_usage_cluster(usage_collector))
 
     return {
         "admin": {"address": _socket_address("127.0.0.1", admin_port)},
@@ -179,7 +196,7 @@ def build_bootstrap(
                     ],
                 }
             ],
-            "clusters": [_cluster(service, upstreams.get(service)) for service in SERVICES],
+            "clusters": clusters,
         },
     }
 
@@ -540,6 +557,57 @@ def _stdout_access_log() -> Config:
     }
 
 
+# Usage: Envoy streams every request's entry to the collector over gRPC (the ALS). Not a log
+# file: the entry carries the request's X-API-Key (to attribute SDK requests to a project),
+# which must never reach a disk; the collector hashes it in memory.
+USAGE_CLUSTER = "bugnet-usage"
+USAGE_LOG_NAME = "bugnet-usage"
+USAGE_HEADERS_TO_LOG = ("x-api-key",)
+
+
+def _usage_access_log() -> Config:
+    return {
+        "name": "envoy.access_loggers.http_grpc",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
+            "common_config": {
+                "log_name": USAGE_LOG_NAME,
+                "transport_api_version": "V3",
+                "grpc_service": {"envoy_grpc": {"cluster_name": USAGE_CLUSTER}},
+                # Entries are batched per worker thread and sent at least every second.
+                "buffer_flush_interval": "1s",
+                "buffer_size_bytes": 16384,
+            },
+            "additional_request_headers_to_log": list(USAGE_HEADERS_TO_LOG),
+        },
+    }
+
+
+def _usage_cluster(collector: tuple[str, int]) -> Config:
+    host, port = collector
+    cluster: Config = {
+        "name": USAGE_CLUSTER,
+        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "connect_timeout": CONNECT_TIMEOUT,
+        "lb_policy": "ROUND_ROBIN",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+        "load_assignment": {
+            "cluster_name": USAGE_CLUSTER,
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": _socket_address(host, port)}}]}
+            ],
+        },
+    }
+    if cluster["type"] == "STRICT_DNS":
+        cluster["dns_lookup_family"] = "V4_PREFERRED"
+    return cluster
+
+
 # --- YAML and CLI ----------------------------------------------------------------------------
 
 
@@ -566,6 +634,13 @@ def _upstream(text: str) -> tuple[str, tuple[str, int]]:
     return name, (host.strip("[]"), int(port))
 
 
+def _address(text: str) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bugnet_gateway.render", description="Render the gateway's Envoy config."
@@ -588,6 +663,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--login-limit", type=int, default=defaults.login, help="per minute")
     parser.add_argument("--xff-num-trusted-hops", type=int, default=0)
     parser.add_argument("--no-access-log", action="store_true")
+    parser.add_argument(
+        "--usage-collector",
+        type=_address,
+        metavar="HOST:PORT",
+        help="stream every request's access-log entry to this usage collector (gRPC)",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -601,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             xff_num_trusted_hops=args.xff_num_trusted_hops,
             access_log=not args.no_access_log,
+            usage_collector=args.usage_collector,
         )
     except ValueError as exc:
         parser.error(str(exc))

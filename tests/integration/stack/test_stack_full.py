@@ -67,6 +67,7 @@ def test_status_reports_every_process_running_and_healthy(full_stack: Stack) -> 
         "postgres",
         "nats",
         "envoy",
+        "gateway-usage",
         *(f"{s}-api" for s in SERVICES),
         *(f"{s}-worker" for s in SERVICES),
     }

@@ -307,6 +307,11 @@ def envoy_validate(path: Path) -> subprocess.CompletedProcess[str]:
             },
             id="dns-upstreams-and-raised-limits",
         ),
+        pytest.param({"usage_collector": ("127.0.0.1", 8190)}, id="usage-collector"),
+        pytest.param(
+            {"usage_collector": ("usage.internal", 8190), "access_log": False},
+            id="usage-collector-by-name-without-stdout-log",
+        ),
     ],
 )
 def test_rendered_config_passes_envoy_validation(tmp_path: Path, overrides: dict[str, Any]) -> None:

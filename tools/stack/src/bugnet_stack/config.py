@@ -25,6 +25,8 @@ SERVICES: tuple[str, ...] = ("auth", "bugs", "analytics", "integrations")
 # there, and more of them in flight make bigger batches (measured with bench/sdk_submit.py).
 API_ENV_DEFAULTS: dict[str, dict[str, str]] = {
     "bugs": {"GUNICORN_THREADS": "32"},
+    # Session starts/ends and perf snapshots batch the same way (analytics/batching.py).
+    "analytics": {"GUNICORN_THREADS": "32"},
 }
 
 # What `Stack(components=...)` accepts, in start order. Each needs the ones before it,
@@ -41,6 +43,7 @@ _REQUIRES: dict[str, tuple[str, ...]] = {
 PORT_LABELS: dict[str, str] = {
     "gateway": "gateway (Envoy listener)",
     "envoy_admin": "Envoy admin",
+    "gateway_usage": "gateway usage collector (gRPC)",
     "auth": "auth api",
     "bugs": "bugs api",
     "analytics": "analytics api",
@@ -55,7 +58,7 @@ _PORTS_OF: dict[str, tuple[str, ...]] = {
     "postgres": ("postgres",),
     "nats": ("nats", "nats_monitor"),
     "services": SERVICES,
-    "gateway": ("gateway", "envoy_admin"),
+    "gateway": ("gateway", "envoy_admin", "gateway_usage"),
 }
 
 
@@ -72,6 +75,7 @@ class Ports:
     postgres: int = 55432
     nats: int = 4222
     nats_monitor: int = 8222
+    gateway_usage: int = 9902
 
     @staticmethod
     def env_var(name: str) -> str:

@@ -20,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import inspect
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -260,6 +262,31 @@ class Stack:
                     )
                 )
         if "gateway" in self.components:
+            # Envoy streams every request's access-log entry to it (gRPC); it publishes the
+            # counts to NATS (bugnet_gateway.usage). Started before Envoy, stopped after it.
+            programs.append(
+                Program(
+                    name="gateway-usage",
+                    # -E: only the launcher's own environment (a PYTHONPATH meant for the
+                    # services must not shadow bugnet_gateway); -u: unbuffered logs.
+                    argv=[
+                        sys.executable,
+                        "-E",
+                        "-u",
+                        "-m",
+                        "bugnet_gateway.usage",
+                        "--host",
+                        LISTEN_HOST,
+                        "--port",
+                        str(self.ports.gateway_usage),
+                        "--nats-url",
+                        f"nats://{LISTEN_HOST}:{self.ports.nats}",
+                    ],
+                    directory=self.data_dir,
+                    priority=150,
+                    stopwaitsecs=20,
+                )
+            )
             programs.append(
                 Program(
                     name="envoy",
@@ -487,6 +514,9 @@ class Stack:
             render = render_config
             if limits is None:
                 limits = rate_limits_from_env()
+        extra: dict[str, Any] = {}
+        if _accepts(render, "usage_collector"):  # stand-in renderers may predate it
+            extra["usage_collector"] = (LISTEN_HOST, self.ports.gateway_usage)
         return render(
             listen_host=LISTEN_HOST,
             listen_port=self.ports.gateway,
@@ -495,6 +525,7 @@ class Stack:
             limits=limits,
             xff_num_trusted_hops=0,
             access_log=True,
+            **extra,
         )
 
     def _write_envoy_config(self) -> None:
@@ -540,6 +571,10 @@ class Stack:
                 self.supervisor.start(name)
             self._await(checks, deadline, announce=True)
         if "gateway" in self.components:
+            self.supervisor.start("gateway-usage")
+            self._await(
+                {"gateway-usage": lambda: _tcp_listening(self.ports.gateway_usage)}, deadline
+            )
             self.supervisor.start("envoy")
             self._await(
                 {"envoy": _http_check(f"http://{LISTEN_HOST}:{self.ports.envoy_admin}/ready")},
@@ -644,8 +679,10 @@ class Stack:
             names = set()  # supervisord no longer answers: shutdown() falls back to its pid
         # The gateway and the services first, so nothing is left talking to a vanished bus or
         # database; then the servers.
+        # The usage collector after Envoy (it gets Envoy's last entries) and before NATS.
         tiers = [
             sorted(n for n in names if n == "envoy" or n.endswith(("-api", "-worker"))),
+            sorted(n for n in names if n == "gateway-usage"),
             sorted(n for n in names if n in ("nats", "postgres")),
         ]
         killed = self.supervisor.shutdown(tiers=[t for t in tiers if t], timeout=timeout)
@@ -675,6 +712,9 @@ class Stack:
             port = p.service(name.removesuffix("-api"))
             ok = http_ok(f"http://{LISTEN_HOST}:{port}/readyz")
             return ok, f"/readyz {'200' if ok else 'not ready'} on :{port}"
+        if name == "gateway-usage":
+            ok = _tcp_listening(p.gateway_usage)
+            return ok, f"{'listening' if ok else 'not listening'} on :{p.gateway_usage}"
         if name == "envoy":
             ok = http_ok(f"http://{LISTEN_HOST}:{p.gateway}/api/health")
             return ok, f"/api/health {'200' if ok else 'failing'} on :{p.gateway}"
@@ -719,6 +759,24 @@ def _runtime_dir(data_dir: Path) -> Path:
         return candidate
     digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / f"bugnet-run-{digest}"
+
+
+def _accepts(fn: Callable[..., Any], keyword: str) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return keyword in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def _tcp_listening(port: int) -> bool:
+    try:
+        with socket.create_connection((LISTEN_HOST, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 def _http_check(url: str) -> Callable[[], bool]:

@@ -74,6 +74,8 @@ def process_batch(db: Database, tables: BusTables, consumer: str, events: list[E
     transaction. A handler's failure is confined to its savepoint (see the module docstring).
     Raises only when the transaction itself fails (the database is down): nothing committed."""
     outcomes: list[Outcome] = []
+    if not events:  # a fetch may return no message (or only undecodable ones)
+        return outcomes
     with db.begin() as session:
         wanted = list(dict.fromkeys(e.id for e in events))
         fresh = set(session.execute(

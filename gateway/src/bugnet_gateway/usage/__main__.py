@@ -1,0 +1,3 @@
+from bugnet_gateway.usage.collector import main
+
+raise SystemExit(main())

@@ -1,0 +1,21 @@
+"""HTTP route of the dashboard area (spec §6): `GET /projects/{slug}/analytics`."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask.typing import ResponseReturnValue
+
+from bugnet_common import web
+
+from .. import context as ctx
+from ..crashes import health
+from . import service
+
+bp = Blueprint("dashboard", __name__, url_prefix="/api")
+
+
+@bp.get("/projects/<slug>/analytics")
+def dashboard(slug: str) -> ResponseReturnValue:
+    project = ctx.project(slug, "analytics.view")
+    win = health.window_from_request()
+    return web.ok(service.dashboard(session=ctx.session(), project=project, win=win))
