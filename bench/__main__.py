@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import sys
 
-from bench import auth_me, sdk_submit
+from bench import (
+    alerts_notify,
+    analytics_ingest,
+    analytics_queries,
+    auth_me,
+    gateway_usage,
+    sdk_submit,
+    webhook_fanout,
+)
 
-BENCHMARKS = (auth_me.main, sdk_submit.main)
+BENCHMARKS = (auth_me.main, sdk_submit.main, gateway_usage.main, webhook_fanout.main,
+              analytics_queries.main, analytics_ingest.main, alerts_notify.main)
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from bugnet_stack import Ports, Stack
+from bugnet_stack import Ports, Stack, free_port
 from servers import scratch_dir
 
 _addresses = itertools.count(10)
@@ -22,7 +22,14 @@ _addresses = itertools.count(10)
 def stack() -> Iterator[Stack]:
     with scratch_dir("bugnet-e2e-") as data_dir:
         s = Stack(data_dir=data_dir, ports=Ports.free(), durable=False,
-                  extra_env={"GUNICORN_WORKERS": "1"})
+                  extra_env={"GUNICORN_WORKERS": "1",
+                             # local receivers (127.0.0.x) may be webhook targets
+                             "INTEGRATIONS_ALLOWED_TARGETS": '["127.0.0.0/8"]',
+                             "INTEGRATIONS_DELIVERY_BACKOFF_BASE_SECONDS": "1",
+                             # fake GitHub and Steam servers of the git/steam e2e tests
+                             # listen here (test_integrations_more_e2e.py)
+                             "INTEGRATIONS_GITHUB_API_URL": f"http://127.0.0.1:{free_port()}",
+                             "INTEGRATIONS_STEAM_STORE_URL": f"http://127.0.0.1:{free_port()}"})
         try:
             s.up(timeout=180)
             yield s

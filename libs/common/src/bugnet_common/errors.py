@@ -71,5 +71,11 @@ class RateLimited(ApiError):
     status, code, default_message = 429, "rate_limited", "Too many requests"
 
 
+class BadGateway(ApiError):
+    """An external service (GitHub, GitLab, Steam...) failed or answered nonsense."""
+
+    status, code, default_message = 502, "bad_gateway", "An external service failed"
+
+
 class ServiceUnavailable(ApiError):
     status, code, default_message = 503, "service_unavailable", "Service temporarily unavailable"

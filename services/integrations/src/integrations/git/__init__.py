@@ -1,0 +1,1 @@
+"""GitHub / GitLab issues from bugs (spec §7, git rows)."""

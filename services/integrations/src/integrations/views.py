@@ -1,0 +1,11 @@
+"""Small helpers shared by the areas' response shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bugnet_common.bus.events import isoformat
+
+
+def iso(dt: datetime | None) -> str | None:
+    return None if dt is None else isoformat(dt)
