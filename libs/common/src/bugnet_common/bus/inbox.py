@@ -71,16 +71,31 @@ class Outcome:
 def process_batch(db: Database, tables: BusTables, consumer: str, events: list[Event],
                   handler: Handler) -> list[Outcome]:
     """Apply `handler` once per (consumer, event id) to each of `events`, in order, in one
-    transaction. A handler's failure is confined to its savepoint (see the module docstring).
-    Raises only when the transaction itself fails (the database is down): nothing committed."""
-    outcomes: list[Outcome] = []
+    transaction. Raises only when the transaction itself fails (the database is down):
+    nothing committed.
+
+    The batch first runs without savepoints (each costs two round trips per event). If a
+    handler fails, that attempt is rolled back and the batch runs again with a savepoint per
+    event, so the failure is confined to its own event (see the module docstring)."""
     if not events:  # a fetch may return no message (or only undecodable ones)
-        return outcomes
+        return []
+    try:
+        return _apply(db, tables, consumer, events, handler, confined=False)
+    except _HandlerFailed:
+        return _apply(db, tables, consumer, events, handler, confined=True)
+
+
+class _HandlerFailed(Exception):
+    """A handler failed in an unconfined attempt: the transaction is rolled back."""
+
+
+def _apply(db: Database, tables: BusTables, consumer: str, events: list[Event],
+           handler: Handler, *, confined: bool) -> list[Outcome]:
+    outcomes: list[Outcome] = []
     with db.begin() as session:
-        wanted = list(dict.fromkeys(e.id for e in events))
         fresh = set(session.execute(
-            pg_insert(tables.inbox).values([{"consumer": consumer, "event_id": i} for i in wanted])
-            .on_conflict_do_nothing().returning(tables.inbox.c.event_id)
+            _claim(tables),
+            {"consumer": consumer, "ids": list(dict.fromkeys(e.id for e in events))},
         ).scalars())
         failed: list[str] = []
         for event in events:
@@ -88,6 +103,13 @@ def process_batch(db: Database, tables: BusTables, consumer: str, events: list[E
                 outcomes.append(Outcome("duplicate"))
                 continue
             fresh.discard(event.id)  # a second copy within the batch is a duplicate
+            if not confined:
+                try:
+                    handler(session=session, event=event)
+                except Exception as exc:
+                    raise _HandlerFailed from exc
+                outcomes.append(Outcome("applied"))
+                continue
             savepoint = session.begin_nested()
             try:
                 handler(session=session, event=event)
@@ -102,6 +124,14 @@ def process_batch(db: Database, tables: BusTables, consumer: str, events: list[E
             session.execute(sa.delete(tables.inbox).where(
                 tables.inbox.c.consumer == consumer, tables.inbox.c.event_id.in_(failed)))
     return outcomes
+
+
+def _claim(tables: BusTables) -> sa.TextClause:
+    """The batch's inbox rows in one statement whose text never changes (compiled once)."""
+    return sa.text(
+        f"INSERT INTO {tables.inbox.name} (consumer, event_id) "
+        "SELECT :consumer, unnest(CAST(:ids AS text[])) "
+        "ON CONFLICT DO NOTHING RETURNING event_id")
 
 
 def park(db: Database, tables: BusTables, consumer: str, subject: str, raw: bytes,
