@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -92,11 +91,15 @@ def test_a_bug_created_through_the_gateway_reaches_the_webhook_signed(
         receiver.stop()
 
 
-def test_stopping_the_worker_mid_retry_neither_loses_nor_doubles_deliveries(
+def test_a_worker_killed_mid_retry_resumes_without_losing_or_doubling_deliveries(
         stack: Stack, new_client: Callable[..., httpx.Client]) -> None:
+    """Each delivery's receiver answers 500, 500, then 200. Once every delivery has logged
+    its two failed attempts, the integrations worker gets SIGKILL (no chance to clean up);
+    supervisord brings it back. Every delivery then succeeds on its third attempt, exactly
+    once, with growing delays between attempts, all in the deliveries log."""
     api = new_client()
     token, _, _ = signup(api)
-    receiver = Receiver(fail_each=2).start()  # every delivery: 500, 500, then 200
+    receiver = Receiver(fail_each=2).start()
     try:
         project, hook = project_with_webhook(api, token, receiver.url, ["bug_created"])
         slug = project["slug"]
@@ -104,26 +107,32 @@ def test_stopping_the_worker_mid_retry_neither_loses_nor_doubles_deliveries(
             resp = api.post(f"/projects/{slug}/bugs", headers=auth(token),
                             json={"title": f"Bug {i}"})
             assert resp.status_code == 201, resp.text
-        receiver.wait_for(3, timeout=20)  # the first attempts, all failed
-        stack.supervisor.stop_programs(["integrations-worker"], timeout=30)
-        try:
-            seen = len(receiver.requests)
-            time.sleep(4.0)  # retries fall due while no worker runs
-            assert len(receiver.requests) == seen
-        finally:
-            stack.supervisor.start("integrations-worker")
 
-        def all_delivered() -> list[dict[str, Any]] | None:
-            resp = api.get(f"/projects/{slug}/webhooks/{hook['id']}/deliveries",
-                           headers=auth(token))
-            rows = resp.json()["data"] if resp.status_code == 200 else []
-            done = len(rows) == 3 and all(d["status"] == "delivered" for d in rows)
-            return rows if done else None
+        def deliveries() -> list[dict[str, Any]]:
+            resp = new_client().get(f"/projects/{slug}/webhooks/{hook['id']}/deliveries",
+                                    headers=auth(token))
+            return resp.json()["data"] if resp.status_code == 200 else []
 
-        rows = wait_for(all_delivered, timeout=60, what="every delivery delivered")
+        wait_for(lambda: (rows := deliveries()) and len(rows) == 3
+                 and all(d["attempts"] == 2 for d in rows), timeout=30,
+                 what="two failed attempts logged for every delivery")
+        worker_pid = stack.supervisor.info("integrations-worker")["pid"]
+        stack.supervisor.rpc.supervisor.signalProcess("integrations-worker", "KILL")
+        wait_for(lambda: stack.supervisor.info("integrations-worker")["pid"] not in (0, worker_pid)
+                 and stack.supervisor.info("integrations-worker")["statename"] == "RUNNING",
+                 timeout=30, what="supervisord restarting the killed worker")
+
+        rows = wait_for(lambda: (r := deliveries()) and len(r) == 3
+                        and all(d["status"] == "delivered" for d in r) and r,
+                        timeout=60, what="every delivery delivered")
         time.sleep(1.0)
-        per_delivery = Counter(r.headers["x-bugnet-delivery"] for r in receiver.requests)
-        assert per_delivery == {d["id"]: 3 for d in rows}
+        per_delivery: dict[str, list[float]] = {}
+        for received in receiver.requests:
+            per_delivery.setdefault(received.headers["x-bugnet-delivery"], []).append(received.at)
+        assert {k: len(v) for k, v in per_delivery.items()} == {d["id"]: 3 for d in rows}
         assert all(d["attempts"] == 3 and d["response_code"] == 200 for d in rows)
+        for times in per_delivery.values():
+            first_gap, second_gap = times[1] - times[0], times[2] - times[1]
+            assert 0.9 < first_gap < second_gap, (first_gap, second_gap)
     finally:
         receiver.stop()
