@@ -11,7 +11,7 @@ through the API, then loads, one after the other with the same connections and d
   2. gateway    session starts and ends through the gateway: each wrk thread plays sessions
                 one after another (start of token n, then its end; every 10th end crashed), a
                 token never repeats;
-  3. direct     the same straight to the analytics api's gunicorn: the gap to row 2 is what
+  3. direct     the same straight to the analytics api's server: the gap to row 2 is what
                 Envoy costs, the gap to the baseline mostly the Python service.
 wrk's Lua script counts what it generated; after each scenario the bench waits until the rows
 stop changing and checks, in the analytics database, that every accepted request is stored:
@@ -58,7 +58,7 @@ from bench.loadgen import WRK_INSTALL_HINT, LoadResult, parse_wrk_output, wrk_pa
 from bench.sdk_submit import BenchProject, libpq_url, set_up_projects
 from bugnet_gateway.render import RateLimits
 from bugnet_stack import Ports, Stack
-from bugnet_stack.config import API_ENV_DEFAULTS
+from bugnet_stack.config import API_ENV_DEFAULTS, API_SERVERS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REQUEST_TIMEOUT = 10
@@ -392,7 +392,8 @@ def stack_description(opts: Options) -> str:
 
     durable = ("PostgreSQL durable (fsync, synchronous_commit on)" if opts.durable
                else "PostgreSQL not durable (fsync and synchronous_commit off)")
-    return (f"analytics api: gunicorn {setting('GUNICORN_WORKERS', opts.workers, '2')} workers"
+    server = API_SERVERS.get("analytics", "gunicorn")
+    return (f"analytics api: {server} {setting('GUNICORN_WORKERS', opts.workers, '2')} workers"
             f" x {setting('GUNICORN_THREADS', opts.threads, '4')} threads; {durable}")
 
 

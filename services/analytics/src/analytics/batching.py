@@ -5,6 +5,12 @@ waits. A writer thread takes every item waiting at that moment (under load a bat
 the previous one is being written; no added delay when idle) and writes them all in one
 transaction with a few set-based statements (see `sessions/ingest.py`, `perf/service.py`).
 
+Linger: behind the gateway, requests arrive paced by Envoy rather than in bursts, so "every
+item waiting at that moment" is often one or two, and each transaction's fixed cost (planning
+the set-based statement, the commit) is paid per request. So while requests keep coming (the
+previous batch ended moments ago) a writer waits up to `linger` for more before writing. Measured
+through Envoy: 1.6 requests per commit without it, ~14 with 2 ms.
+
 Invariants:
 - An item is answered with success only after the transaction holding it committed: an
   accepted request is never lost.
@@ -40,6 +46,11 @@ WAIT_SECONDS = 25.0
 # How long a batch keeps retrying while the database is unreachable before its requests fail
 # (503, and the client retries): long enough to ride out a restart.
 OUTAGE_SECONDS = 20.0
+
+
+# A writer lingers only when its previous batch ended less than this long before the next
+# request arrived: a steady stream, not an idle service answering one request now and then.
+BUSY_GAP_SECONDS = 0.005
 
 
 def _held_lock() -> Any:
@@ -85,10 +96,11 @@ class Ingestor:
     """One per app and process: a queue of pending items and the threads that write them."""
 
     def __init__(self, write: BatchWrite, *, writers: int = 1, max_batch: int = 256,
-                 name: str = "analytics-ingest") -> None:
+                 linger: float = 0.0, name: str = "analytics-ingest") -> None:
         self.write = write
         self.writers = writers
         self.max_batch = max_batch
+        self.linger = linger
         self.name = name
         self._queue: queue.SimpleQueue[Pending] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
@@ -113,7 +125,7 @@ class Ingestor:
         with self._lock:
             self._threads = [t for t in self._threads if t.is_alive()]
             while len(self._threads) < self.writers:
-                writer = _Writer(db, self._queue, self.max_batch, self.write)
+                writer = _Writer(db, self._queue, self.max_batch, self.write, self.linger)
                 thread = threading.Thread(target=writer.run, daemon=True,
                                           name=f"{self.name}-{len(self._threads)}")
                 thread.start()
@@ -124,21 +136,31 @@ class _Writer:
     """One writer thread's loop, with its own database connection."""
 
     def __init__(self, db: Database, pending: queue.SimpleQueue[Pending], max_batch: int,
-                 write: BatchWrite) -> None:
+                 write: BatchWrite, linger: float = 0.0) -> None:
         self.db = db
         self.pending = pending
         self.max_batch = max_batch
+        self.linger = linger
         self.write_batch = write
         self._pooled: PoolProxiedConnection | None = None
 
     def run(self) -> None:
+        finished = 0.0  # when the previous batch was written
         while True:
             batch = [self.pending.get()]
+            busy = time.monotonic() - finished < BUSY_GAP_SECONDS
+            deadline = time.monotonic() + self.linger if busy else 0.0
             while len(batch) < self.max_batch:
                 try:
                     batch.append(self.pending.get_nowait())
                 except queue.Empty:
-                    break
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    try:
+                        batch.append(self.pending.get(timeout=left))
+                    except queue.Empty:
+                        break
             try:
                 self.write(batch)
             except BaseException as exc:  # never let the thread die with requests waiting
@@ -146,6 +168,7 @@ class _Writer:
                 for item in batch:
                     if not item.resolved:
                         item.resolve(error=exc)
+            finished = time.monotonic()
 
     def write(self, batch: list[Pending]) -> None:
         try:

@@ -38,10 +38,11 @@ def init_app(app: App) -> None:
     settings: AnalyticsSettings = app.extensions["bugnet.settings"]
     app.extensions.setdefault(SESSIONS, Ingestor(
         write_session_batch, writers=settings.ingest_writers,
-        max_batch=settings.ingest_max_batch, name="analytics-sessions"))
+        max_batch=settings.ingest_max_batch, linger=settings.ingest_linger_ms / 1000,
+        name="analytics-sessions"))
     app.extensions.setdefault(PERF, Ingestor(
         write_perf_batch, writers=1, max_batch=settings.ingest_max_batch,
-        name="analytics-perf"))
+        linger=settings.ingest_linger_ms / 1000, name="analytics-perf"))
     app.extensions.setdefault(KEYS, KeyCache(settings.api_key_cache_seconds))
 
 

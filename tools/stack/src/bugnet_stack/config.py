@@ -29,6 +29,13 @@ API_ENV_DEFAULTS: dict[str, dict[str, str]] = {
     "analytics": {"GUNICORN_THREADS": "32"},
 }
 
+# The HTTP server of each api: gunicorn (gthread) unless named here. The analytics api takes
+# the hottest traffic (a start and an end per play session); granian parses HTTP in Rust and
+# answered 6,500 session requests/s straight to the api where gunicorn answered 2,600, and
+# 2,900/s against 2,200/s through Envoy (bench/analytics_ingest.py, same machine, same run).
+# GUNICORN_WORKERS / GUNICORN_THREADS size either server (granian: --workers, --blocking-threads).
+API_SERVERS: dict[str, str] = {"analytics": "granian"}
+
 # What `Stack(components=...)` accepts, in start order. Each needs the ones before it,
 # except that postgres and nats are independent of each other.
 COMPONENTS: tuple[str, ...] = ("postgres", "nats", "services", "gateway")

@@ -39,6 +39,7 @@ from typing import Any
 from bugnet_stack import dev_secrets, nats
 from bugnet_stack.config import (
     API_ENV_DEFAULTS,
+    API_SERVERS,
     COMPONENTS,
     LISTEN_HOST,
     PORT_LABELS,
@@ -238,14 +239,8 @@ class Stack:
                 programs.append(
                     Program(
                         name=f"{s}-api",
-                        argv=[
-                            str(bin_dir / "gunicorn"),
-                            "--config",
-                            "python:bugnet_common.gunicorn_conf",
-                            "--bind",
-                            f"{LISTEN_HOST}:{self.ports.service(s)}",
-                            f"{s}.app:create_app()",
-                        ],
+                        argv=api_argv(s, bin_dir, self.ports.service(s),
+                                      {**os.environ, **api_env}),
                         directory=self.repo_root,
                         environment=api_env,
                         stopwaitsecs=20,
@@ -781,3 +776,21 @@ def _tcp_listening(port: int) -> bool:
 
 def _http_check(url: str) -> Callable[[], bool]:
     return lambda: http_ok(url, timeout=1.0)
+
+
+def api_argv(service: str, bin_dir: Path, port: int, env: Mapping[str, str]) -> list[str]:
+    """The command of `service`'s api: gunicorn with bugnet_common.gunicorn_conf, or granian
+    for the services in API_SERVERS, sized by GUNICORN_WORKERS / GUNICORN_THREADS."""
+    if API_SERVERS.get(service) == "granian":
+        return [
+            str(bin_dir / "granian"), "--interface", "wsgi", "--factory",
+            "--host", LISTEN_HOST, "--port", str(port),
+            "--workers", env.get("GUNICORN_WORKERS", "2"),
+            "--blocking-threads", env.get("GUNICORN_THREADS", "4"),
+            "--respawn-failed-workers", "--log-level", "warning",
+            f"{service}.app:create_app",
+        ]
+    return [
+        str(bin_dir / "gunicorn"), "--config", "python:bugnet_common.gunicorn_conf",
+        "--bind", f"{LISTEN_HOST}:{port}", f"{service}.app:create_app()",
+    ]
