@@ -15,7 +15,7 @@ connections and duration:
                 version, OS, device), each one a new bug;
   3. crash      the same through the gateway with category "crash": the reports repeat a few
                 crashes, so most of them are occurrences of an existing bug (grouping);
-  4. direct     scenario 2's requests straight to the bugs api's gunicorn: the gap to row 2 is
+  4. direct     scenario 2's requests straight to the bugs api's server: the gap to row 2 is
                 what the gateway costs.
 After each scenario it waits until the rows stop changing and counts them in the bugs database:
 every 2xx answer must be a stored bug (occurrence, for crashes). wrk abandons the requests in
@@ -65,7 +65,7 @@ from bench.loadgen import (
 )
 from bugnet_gateway.render import RateLimits
 from bugnet_stack import Ports, Stack
-from bugnet_stack.config import API_ENV_DEFAULTS
+from bugnet_stack.config import API_ENV_DEFAULTS, API_SERVERS
 from bugs.settings import BugsSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -473,7 +473,7 @@ def report(rows: Sequence[Row], opts: Options, facts: Sequence[str], driver: str
 
 
 def stack_description(opts: Options) -> str:
-    """How the bugs api runs: gunicorn workers x threads and batch writers, and PostgreSQL."""
+    """How the bugs api runs: its server's workers x threads and batch writers, and PostgreSQL."""
     def setting(name: str, given: int | None, default: str) -> str:
         return str(given or os.environ.get(name) or API_ENV_DEFAULTS.get("bugs", {}).get(name)
                    or default)
@@ -483,7 +483,7 @@ def stack_description(opts: Options) -> str:
     writers = os.environ.get("BUGS_INGEST_WRITERS") or str(BugsSettings().ingest_writers)
     durable = ("PostgreSQL durable (fsync, synchronous_commit on)" if opts.durable
                else "PostgreSQL not durable (fsync and synchronous_commit off)")
-    return (f"bugs api: gunicorn {workers} workers x {threads} threads, {writers} ingest "
+    return (f"bugs api: {API_SERVERS.get('bugs', 'gunicorn')} {workers} workers x {threads} threads, {writers} ingest "
             f"writer(s) per worker; {durable}")
 
 

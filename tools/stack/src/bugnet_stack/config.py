@@ -33,8 +33,9 @@ API_ENV_DEFAULTS: dict[str, dict[str, str]] = {
 # the hottest traffic (a start and an end per play session); granian parses HTTP in Rust and
 # answered 6,500 session requests/s straight to the api where gunicorn answered 2,600, and
 # 2,900/s against 2,200/s through Envoy (bench/analytics_ingest.py, same machine, same run).
+# The bugs api's SDK submits went from 422/s to 518/s through Envoy with it (bench/sdk_submit.py).
 # GUNICORN_WORKERS / GUNICORN_THREADS size either server (granian: --workers, --blocking-threads).
-API_SERVERS: dict[str, str] = {"analytics": "granian"}
+API_SERVERS: dict[str, str] = {"analytics": "granian", "bugs": "granian"}
 
 # What `Stack(components=...)` accepts, in start order. Each needs the ones before it,
 # except that postgres and nats are independent of each other.
