@@ -123,9 +123,9 @@ class Feeder:
             category: str = "other", priority: str = "medium", fingerprint: str | None = None,
             game_version: str | None = None, platform: str | None = None,
             created_at: str | None = None, resolved_at: str | None = None,
-            is_public: bool = False) -> dict[str, Any]:
+            is_public: bool = False, player_key: str | None = None) -> dict[str, Any]:
         """bug_created (and bug_resolved when `status` is resolved/closed): returns the
-        snapshot."""
+        snapshot. `player_key`: a crash's first reporter, as the bugs service sends it."""
         project.bug_numbers += 1
         bug_id = str(uuid.uuid4())
         now = isoformat(utcnow())
@@ -137,7 +137,7 @@ class Feeder:
             platform=platform, game_version=game_version, fingerprint=fingerprint,
             assignee_id=None, reporter_user_id=None, created_at=created_at or now,
             resolved_at=None, url=f"/api/projects/{project.slug}/bugs/{bug_id}")
-        self.apply(subjects.BUG_CREATED, ev.BugChanged(bug=snap))
+        self.apply(subjects.BUG_CREATED, ev.BugChanged(bug=snap, player_key=player_key))
         body = payload(snap)
         if status != "open":
             body = self.set_status(project, body, status, resolved_at=resolved_at or (

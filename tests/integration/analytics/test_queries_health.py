@@ -29,7 +29,7 @@ def world(feed: Feeder, analytics_db: Database) -> tuple[ProjectRef, Dataset, di
     day3 = (today() - timedelta(days=3)).isoformat() + "T08:00:00Z"
     render = feed.bug(project, title="Crash in renderer", category="crash", priority="high",
                       fingerprint="f-render", game_version="1.9.0", platform="win32",
-                      created_at=day3)
+                      created_at=day3, player_key="steam:p4")
     for key in ("steam:p1", "steam:p2", "steam:p2", "steam:p3", None):
         feed.occurred(project, render, 2, game_version="1.10.0", platform="win32",
                       player_key=key)
@@ -80,7 +80,7 @@ def test_crash_figures_are_exact_over_the_window(client: FlaskClient, world: Any
     top = body["top_signatures"][0]
     assert top["fingerprint"] == "f-render" and top["title"] == "Crash in renderer"
     assert top["occurrences"] == 6  # the first report and five more
-    assert top["affected_players"] == 3  # p1, p2, p3 (the first report's player is unknown)
+    assert top["affected_players"] == 4  # p4 (the first report), p1, p2, p3
     assert top["versions"] == ["1.9.0", "1.10.0"]
     assert top["first_seen"] == render["created_at"]
     assert body["top_signatures"][1]["occurrences"] == 3

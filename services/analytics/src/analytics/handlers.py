@@ -241,7 +241,7 @@ def bug_changed(*, session: Session, event: Event) -> None:
     if live and event.type == subjects.BUG_CREATED and bug.get("fingerprint"):
         _add_occurrence(session, event, bug, _time(bug.get("created_at")) or at,
                         game_version=bug.get("game_version"), platform=bug.get("platform"),
-                        player_key=None)
+                        player_key=event.data.get("player_key"))
 
 
 def bug_occurred(*, session: Session, event: Event) -> None:

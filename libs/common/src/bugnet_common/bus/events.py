@@ -185,6 +185,8 @@ class BugChanged:
     bug: BugSnapshot
     changes: dict[str, dict[str, Any]] = field(default_factory=dict)  # field -> {from, to}
     actor_id: str | None = None
+    # bug_created of a grouped crash: who hit its first report (as BugOccurred.player_key).
+    player_key: str | None = None
 
 
 @dataclass(frozen=True)

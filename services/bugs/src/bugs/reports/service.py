@@ -62,8 +62,10 @@ def record(session: Session, *, bug_id: str, actor_id: str | None, action: str,
 
 
 def new_bug(session: Session, *, project: Project, data: BugIn, source: str,
-            reporter_user_id: str | None, fingerprint: str | None = None) -> Bug:
-    """Stage a new bug with its number, activity entry and `bug_created` event (no commit)."""
+            reporter_user_id: str | None, fingerprint: str | None = None,
+            player_key: str | None = None) -> Bug:
+    """Stage a new bug with its number, activity entry and `bug_created` event (no commit).
+    `player_key`: a crash's first reporter, carried by the event for the consumers' counts."""
     now = utcnow()
     bug = Bug(id=str(uuid.uuid4()), project_id=project.id,
               number=next_number(session, project.id), source=source,
@@ -81,7 +83,8 @@ def new_bug(session: Session, *, project: Project, data: BugIn, source: str,
     record(session, bug_id=bug.id, actor_id=reporter_user_id, action="created", at=now)
     session.flush()
     emit(session, subjects.BUG_CREATED, ev.BugChanged(bug=snapshot(bug, project),
-                                                      actor_id=reporter_user_id))
+                                                      actor_id=reporter_user_id,
+                                                      player_key=player_key))
     return bug
 
 

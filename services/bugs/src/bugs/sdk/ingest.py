@@ -139,8 +139,10 @@ def event(subject: str, data: Any) -> Event:
     return Event(type=subject, source="bugs", data=ev.payload(data))
 
 
-def created_event(row: Mapping[str, Any], project_slug: str) -> Event:
-    """`bug_created` of a new SDK bug, with the snapshot `events.snapshot` takes."""
+def created_event(row: Mapping[str, Any], project_slug: str,
+                  first_player: str | None = None) -> Event:
+    """`bug_created` of a new SDK bug, with the snapshot `events.snapshot` takes (and, for a
+    crash, who hit its first report)."""
     snap = ev.BugSnapshot(
         id=row["id"], project_id=row["project_id"], project_slug=project_slug,
         number=row["number"], title=row["title"], category=row["category"],
@@ -149,7 +151,8 @@ def created_event(row: Mapping[str, Any], project_slug: str) -> Event:
         fingerprint=row["fingerprint"], assignee_id=None, reporter_user_id=None,
         created_at=iso(row["created_at"]) or "", resolved_at=None,
         url=f"/api/projects/{project_slug}/bugs/{row['id']}")
-    return event(subjects.BUG_CREATED, ev.BugChanged(bug=snap, actor_id=None))
+    return event(subjects.BUG_CREATED, ev.BugChanged(bug=snap, actor_id=None,
+                                                     player_key=first_player))
 
 
 def created_activity(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -276,10 +279,10 @@ class _Rows:
     activity: list[dict[str, Any]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
-    def new_bug(self, row: dict[str, Any], slug: str) -> None:
+    def new_bug(self, row: dict[str, Any], slug: str, first_player: str | None = None) -> None:
         self.new_bugs.append(row)
         self.activity.append(created_activity(row))
-        self.events.append(created_event(row, slug))
+        self.events.append(created_event(row, slug, first_player))
 
 
 def write_batch(pg: psycopg.Connection[Any], batch: Sequence[Pending]) -> dict[int, dict[str, Any]]:
@@ -369,7 +372,7 @@ def _group_crashes(pg: psycopg.Connection[Any], batch: Sequence[Pending],
             first = batch[indexes[0]]
             new_row = bug_row(first, project_id, numbers[project_id])
             numbers[project_id] += 1
-            rows.new_bug(new_row, project.slug)
+            rows.new_bug(new_row, project.slug, player_key(first.data))
             rows.occurrences.append({
                 "bug_id": new_row["id"], "game_version": first.data.game_version,
                 "platform": first.data.platform, "player_key": player_key(first.data),

@@ -307,7 +307,8 @@ def submit_report(*, session: Session, project: Project, data: SdkReportIn,
             keep_screenshot = keep_screenshot and _screenshot_room(session, bug.id)
         else:
             bug = new_bug(session, project=project, data=bug_data, source="sdk",
-                          reporter_user_id=None, fingerprint=fingerprint)
+                          reporter_user_id=None, fingerprint=fingerprint,
+                          player_key=player_key(bug_data) if fingerprint else None)
             if fingerprint:
                 session.add(Occurrence(bug_id=bug.id, game_version=bug_data.game_version,
                                        platform=bug_data.platform,
