@@ -155,7 +155,8 @@ def test_analytics_of_a_release_that_regressed(new_client: Callable[..., httpx.C
     assert len(crashes["trend"]) == 30
     top = crashes["top_signatures"][0]
     assert (top["bug_id"], top["title"], top["occurrences"], top["affected_players"],
-            top["versions"]) == (crash_id, CRASH["title"], 2, 1, ["1.0.0", "1.1.0"])
+            top["versions"]) == (crash_id, CRASH["title"], 2, 2, ["1.0.0", "1.1.0"])
+    # affected players: the first report's device and the second report's Steam id
 
     # -- releases
     releases = get("/analytics/releases")
