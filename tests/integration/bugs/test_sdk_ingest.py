@@ -4,6 +4,7 @@ through the api get unique, gap-free numbers with every accepted report committe
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -164,7 +165,7 @@ def test_a_report_that_cannot_be_stored_fails_alone_and_the_rest_of_its_batch_is
              ingest.Pending.of(proj["key_hash"], broken),
              ingest.Pending.of(proj["key_hash"], _report("Third"))]
     before = counts(bugs_db)
-    ingest._Writer(bugs_db, ingest.queue.SimpleQueue(), 64).write(items)
+    ingest._Writer(bugs_db, queue.SimpleQueue(), 64).write(items)
     assert all(item.done.is_set() for item in items)
     assert items[0].result and items[2].result and items[1].result is None
     assert isinstance(items[1].error, psycopg.errors.StringDataRightTruncation)

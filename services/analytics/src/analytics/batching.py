@@ -21,7 +21,6 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -33,11 +32,11 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.pool import PoolProxiedConnection
 
 from bugnet_common import errors
 from bugnet_common.bus.events import utcnow
 from bugnet_common.db import Database
+from bugnet_common.groupcommit import BatchWriter, WriterPool
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +45,6 @@ WAIT_SECONDS = 25.0
 # How long a batch keeps retrying while the database is unreachable before its requests fail
 # (503, and the client retries): long enough to ride out a restart.
 OUTAGE_SECONDS = 20.0
-
-
-# A writer lingers only when its previous batch ended less than this long before the next
-# request arrived: a steady stream, not an idle service answering one request now and then.
-BUSY_GAP_SECONDS = 0.005
 
 
 def _held_lock() -> Any:
@@ -97,19 +91,13 @@ class Ingestor:
 
     def __init__(self, write: BatchWrite, *, writers: int = 1, max_batch: int = 256,
                  linger: float = 0.0, name: str = "analytics-ingest") -> None:
-        self.write = write
-        self.writers = writers
-        self.max_batch = max_batch
-        self.linger = linger
-        self.name = name
-        self._queue: queue.SimpleQueue[Pending] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
+        self.pool: WriterPool[Pending] = WriterPool(
+            lambda db, pending: _Writer(db, pending, max_batch, write, linger),
+            writers=writers, name=name)
 
     def submit(self, db: Database, item: Pending, timeout: float = WAIT_SECONDS) -> Any:
         """Store one item; returns its answer once its transaction committed."""
-        self._ensure_started(db)
-        self._queue.put(item)
+        self.pool.put(db, item)
         if not item.wait(timeout):
             # It may still be written; the client sees an error and may retry (idempotent).
             raise errors.ServiceUnavailable("The request could not be stored in time; "
@@ -118,63 +106,22 @@ class Ingestor:
             raise item.error
         return item.result
 
-    def _ensure_started(self, db: Database) -> None:
-        # Started on first use, in the process that serves requests (after gunicorn's fork).
-        if len(self._threads) == self.writers and all(t.is_alive() for t in self._threads):
-            return
-        with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
-            while len(self._threads) < self.writers:
-                writer = _Writer(db, self._queue, self.max_batch, self.write, self.linger)
-                thread = threading.Thread(target=writer.run, daemon=True,
-                                          name=f"{self.name}-{len(self._threads)}")
-                thread.start()
-                self._threads.append(thread)
 
+class _Writer(BatchWriter[Pending]):
+    """One writer thread: a batch in one transaction; through a database outage, retried."""
 
-class _Writer:
-    """One writer thread's loop, with its own database connection."""
+    name = "analytics ingest"
 
     def __init__(self, db: Database, pending: queue.SimpleQueue[Pending], max_batch: int,
                  write: BatchWrite, linger: float = 0.0) -> None:
-        self.db = db
-        self.pending = pending
-        self.max_batch = max_batch
-        self.linger = linger
+        super().__init__(db, pending, max_batch, linger)
         self.write_batch = write
-        self._pooled: PoolProxiedConnection | None = None
-
-    def run(self) -> None:
-        finished = 0.0  # when the previous batch was written
-        while True:
-            batch = [self.pending.get()]
-            busy = time.monotonic() - finished < BUSY_GAP_SECONDS
-            deadline = time.monotonic() + self.linger if busy else 0.0
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self.pending.get_nowait())
-                except queue.Empty:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    try:
-                        batch.append(self.pending.get(timeout=left))
-                    except queue.Empty:
-                        break
-            try:
-                self.write(batch)
-            except BaseException as exc:  # never let the thread die with requests waiting
-                log.exception("ingest batch failed")
-                for item in batch:
-                    if not item.resolved:
-                        item.resolve(error=exc)
-            finished = time.monotonic()
 
     def write(self, batch: list[Pending]) -> None:
         try:
             results = self._write_through_outages(batch)
         except Exception as exc:
-            self._discard_connection()
+            self.discard_connection()
             if len(batch) == 1:
                 log.warning("ingest item failed (%s: %s)", type(exc).__name__, exc)
                 batch[0].resolve(error=exc if isinstance(exc, errors.ApiError) else
@@ -201,9 +148,9 @@ class _Writer:
         delay = 0.1
         while True:
             try:
-                return self.write_batch(self._connection(), batch)
+                return self.write_batch(self.connection(), batch)
             except (psycopg.OperationalError, sa_exc.OperationalError) as exc:
-                self._discard_connection()
+                self.discard_connection()
                 waited = (utcnow() - batch[0].received_at).total_seconds()
                 if waited + delay > OUTAGE_SECONDS:
                     raise
@@ -211,24 +158,6 @@ class _Writer:
                             type(exc).__name__, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        """The thread's own pooled connection, kept between batches (no checkout, no ping)."""
-        if self._pooled is None:
-            self._pooled = self.db.engine.raw_connection()
-        pg = self._pooled.driver_connection
-        assert isinstance(pg, psycopg.Connection)
-        if pg.closed or pg.broken:
-            self._discard_connection()
-            return self._connection()
-        return pg
-
-    def _discard_connection(self) -> None:
-        """After a failure: the connection may be broken or mid-transaction; start afresh."""
-        pooled, self._pooled = self._pooled, None
-        if pooled is not None:
-            with contextlib.suppress(Exception):
-                pooled.invalidate()
 
 
 _MISSING = object()

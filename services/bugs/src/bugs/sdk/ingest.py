@@ -30,10 +30,8 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import queue
 import threading
 import uuid
 from collections import defaultdict
@@ -46,13 +44,13 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.rows import dict_row
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.pool import PoolProxiedConnection
 
 from bugnet_common import errors
 from bugnet_common.bus import events as ev
 from bugnet_common.bus import subjects
 from bugnet_common.bus.events import Event, utcnow
 from bugnet_common.db import Database
+from bugnet_common.groupcommit import BatchWriter, WriterPool
 
 from ..models import BUS, Activity, Bug, Occurrence, Project
 from ..reports.schemas import BugIn
@@ -98,6 +96,10 @@ class Pending:
         crash = fp.is_crash(title=data.title, category=data.category)
         return cls(key_hash=key_hash, data=data, fingerprint=fp.fingerprint(
             title=data.title, description=data.description, steps=data.steps) if crash else None)
+
+    @property
+    def resolved(self) -> bool:
+        return self.done.is_set()
 
     def resolve(self, result: dict[str, Any] | None = None,
                 error: BaseException | None = None) -> None:
@@ -409,18 +411,15 @@ class Ingestor:
     batch is being filled while others are on their way to the database."""
 
     def __init__(self, *, writers: int = 1, max_batch: int = MAX_BATCH) -> None:
-        self.writers = writers
-        self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[Pending] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
+        self.pool: WriterPool[Pending] = WriterPool(
+            lambda db, pending: _Writer(db, pending, max_batch),
+            writers=writers, name="bugs-sdk-ingest")
 
     def submit(self, db: Database, key_hash: str, data: BugIn,
                timeout: float = WAIT_SECONDS) -> dict[str, Any]:
         """Store one report; returns the submit's answer once its transaction committed."""
         item = Pending.of(key_hash, data)
-        self._ensure_started(db)
-        self._queue.put(item)
+        self.pool.put(db, item)
         if not item.done.wait(timeout):
             # It may still be written; the client will see an error and may retry.
             raise errors.ServiceUnavailable("The report could not be stored in time; retry shortly")
@@ -429,50 +428,17 @@ class Ingestor:
         assert item.result is not None
         return item.result
 
-    def _ensure_started(self, db: Database) -> None:
-        # Started on first use, in the process that serves requests (after gunicorn's fork).
-        if len(self._threads) == self.writers and all(t.is_alive() for t in self._threads):
-            return
-        with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
-            while len(self._threads) < self.writers:
-                writer = _Writer(db, self._queue, self.max_batch)
-                thread = threading.Thread(target=writer.run, daemon=True,
-                                          name=f"bugs-sdk-ingest-{len(self._threads)}")
-                thread.start()
-                self._threads.append(thread)
 
+class _Writer(BatchWriter[Pending]):
+    """One writer thread: a batch in one transaction, else its reports one by one."""
 
-class _Writer:
-    """One writer thread's loop, with its own database connection."""
-
-    def __init__(self, db: Database, pending: queue.SimpleQueue[Pending], max_batch: int) -> None:
-        self.db = db
-        self.pending = pending
-        self.max_batch = max_batch
-        self._pooled: PoolProxiedConnection | None = None
-
-    def run(self) -> None:
-        while True:
-            batch = [self.pending.get()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self.pending.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                self.write(batch)
-            except BaseException as exc:  # never let the thread die with requests waiting
-                log.exception("sdk ingest batch failed")
-                for item in batch:
-                    if not item.done.is_set():
-                        item.resolve(error=exc)
+    name = "sdk ingest"
 
     def write(self, batch: list[Pending]) -> None:
         try:
-            results = write_batch(self._connection(), batch)
+            results = write_batch(self.connection(), batch)
         except Exception as exc:
-            self._discard_connection()
+            self.discard_connection()
             if len(batch) == 1:
                 batch[0].resolve(error=exc)
                 return
@@ -488,17 +454,3 @@ class _Writer:
             else:
                 item.resolve(result)
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        """The thread's own pooled connection, kept between batches (no checkout, no ping)."""
-        if self._pooled is None:
-            self._pooled = self.db.engine.raw_connection()
-        pg = self._pooled.driver_connection
-        assert isinstance(pg, psycopg.Connection)
-        return pg
-
-    def _discard_connection(self) -> None:
-        """After a failure: the connection may be broken or mid-transaction; start afresh."""
-        pooled, self._pooled = self._pooled, None
-        if pooled is not None:
-            with contextlib.suppress(Exception):
-                pooled.invalidate()
