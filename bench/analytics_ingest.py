@@ -52,6 +52,7 @@ from bench.auth_me import (
     load_average,
     machine_facts,
     progress,
+    release_stack,
 )
 from bench.envoy_baseline import DirectResponseEnvoy
 from bench.loadgen import WRK_INSTALL_HINT, LoadResult, parse_wrk_output, wrk_path
@@ -429,13 +430,7 @@ def run(opts: Options) -> list[Row]:
             baseline.stop()
             if conn is not None:
                 conn.close()
-            if opts.keep and completed and stack.is_up():
-                progress(f"kept: the stack runs at {stack.urls.gateway}; stop it with "
-                         f"`.venv/bin/bugnet-stack --data-dir {data_dir} down` "
-                         f"and remove {data_dir}")
-            else:
-                progress("stopping the stack")
-                stack.down()
+            release_stack(stack, data_dir, keep=opts.keep and completed)
     return rows
 
 

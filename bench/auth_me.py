@@ -402,17 +402,19 @@ def run(opts: Options) -> list[Row]:
             completed = True
         finally:
             baseline.stop()
-            # --keep applies to a bench that finished; a failed or interrupted one cleans up.
-            if opts.keep and completed and stack.is_up():
-                progress(
-                    f"kept: the stack runs at {stack.urls.gateway}; stop it with "
-                    f"`.venv/bin/bugnet-stack --data-dir {data_dir} down` "
-                    f"and remove {data_dir}"
-                )
-            else:
-                progress("stopping the stack")
-                stack.down()
+            release_stack(stack, data_dir, keep=opts.keep and completed)
     return rows
+
+
+def release_stack(stack: Stack, data_dir: Path, *, keep: bool) -> None:
+    """Stop the bench's stack, or with `keep` (--keep, and only for a bench that finished: a
+    failed or interrupted one cleans up) leave it running and say how to stop it."""
+    if keep and stack.is_up():
+        progress(f"kept: the stack runs at {stack.urls.gateway}; stop it with "
+                 f"`.venv/bin/bugnet-stack --data-dir {data_dir} down` and remove {data_dir}")
+    else:
+        progress("stopping the stack")
+        stack.down()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

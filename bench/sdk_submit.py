@@ -50,6 +50,7 @@ from bench.auth_me import (
     load_average,
     machine_facts,
     progress,
+    release_stack,
 )
 from bench.envoy_baseline import DirectResponseEnvoy
 from bench.loadgen import (
@@ -525,13 +526,7 @@ def run(opts: Options) -> tuple[list[Row], int]:
             baseline.stop()
             if conn is not None:
                 conn.close()
-            if opts.keep and completed and stack.is_up():
-                progress(f"kept: the stack runs at {stack.urls.gateway}; stop it with "
-                         f"`.venv/bin/bugnet-stack --data-dir {data_dir} down` "
-                         f"and remove {data_dir}")
-            else:
-                progress("stopping the stack")
-                stack.down()
+            release_stack(stack, data_dir, keep=opts.keep and completed)
     return rows, body_bytes
 
 
