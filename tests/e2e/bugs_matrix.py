@@ -817,7 +817,7 @@ ROUTES: list[Route] = [
 ]
 
 # Served by the bugs app but not part of the public API (never routed by Envoy).
-NOT_IN_MATRIX = {("GET", "/healthz"), ("GET", "/readyz")}
+NOT_IN_MATRIX = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 
 
 # ---- playing cells -------------------------------------------------------------------------------

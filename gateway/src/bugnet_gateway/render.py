@@ -17,6 +17,13 @@ Invariants of the rendered config:
   upstream responses are never touched.
 - With a usage collector, every request (served or refused by Envoy) is also streamed to it
   over gRPC (ALS) with its ``X-API-Key`` header; nothing else ever logs that header.
+- With a global rate limit service (``rate_limit_service``; envoyproxy/ratelimit over gRPC),
+  filter 2 is ``envoy.filters.http.ratelimit`` instead of local_ratelimit: the same
+  descriptors (rate class, client IP) are counted by the shared service, so several Envoy
+  replicas enforce one budget per client. :func:`render_ratelimit_config` renders that
+  service's config from the same numbers.
+- With a stats port, a second listener serves only ``GET /stats/prometheus`` and ``/ready``
+  of the admin interface (which stays on 127.0.0.1), for Prometheus and Kubernetes probes.
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ MAX_TRACKED_CLIENTS = 100_000
 
 LUA = "envoy.filters.http.lua"
 LOCAL_RATELIMIT = "envoy.filters.http.local_ratelimit"
+GLOBAL_RATELIMIT = "envoy.filters.http.ratelimit"
 JWT_AUTHN = "envoy.filters.http.jwt_authn"
 BUFFER = "envoy.filters.http.buffer"
 ROUTER = "envoy.filters.http.router"
@@ -95,6 +103,8 @@ def render_config(
     xff_num_trusted_hops: int = 0,
     access_log: bool = True,
     usage_collector: tuple[str, int] | None = None,
+    rate_limit_service: tuple[str, int] | None = None,
+    stats_port: int | None = None,
 ) -> str:
     """The Envoy v3 bootstrap as YAML text."""
     bootstrap = build_bootstrap(
@@ -106,6 +116,8 @@ def render_config(
         xff_num_trusted_hops=xff_num_trusted_hops,
         access_log=access_log,
         usage_collector=usage_collector,
+        rate_limit_service=rate_limit_service,
+        stats_port=stats_port,
     )
     text: str = yaml.dump(bootstrap, Dumper=_Dumper, sort_keys=False, width=100)
     return text
@@ -121,11 +133,18 @@ def build_bootstrap(
     xff_num_trusted_hops: int = 0,
     access_log: bool = True,
     usage_collector: tuple[str, int] | None = None,
+    rate_limit_service: tuple[str, int] | None = None,
+    stats_port: int | None = None,
 ) -> Config:
     """The Envoy v3 bootstrap as plain data (what :func:`render_config` serialises).
 
     ``usage_collector`` (host, port): also stream every request's access-log entry over gRPC
     to the usage collector (``python -m bugnet_gateway.usage``).
+    ``rate_limit_service`` (host, port): enforce the per-client limits with an
+    envoyproxy/ratelimit service (gRPC) shared by every Envoy replica instead of this
+    process's own buckets.
+    ``stats_port``: also listen there (on ``listen_host``) for ``/stats/prometheus`` and
+    ``/ready`` only.
     """
     unknown = sorted(set(upstreams) - set(SERVICES))
     if unknown:
@@ -134,6 +153,8 @@ def build_bootstrap(
         raise ValueError("the auth upstream is required: the gateway fetches its JWKS")
     if xff_num_trusted_hops < 0:
         raise ValueError("xff_num_trusted_hops must be >= 0")
+    if stats_port is not None and stats_port in (listen_port, admin_port):
+        raise ValueError("the stats port must differ from the listen and admin ports")
 
     hcm: Config = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -145,6 +166,10 @@ def build_bootstrap(
         "normalize_path": True,
         "merge_slashes": True,
         "generate_request_id": True,
+        # A client's own X-Request-Id (a game SDK's, a support ticket's) is kept, so it can be
+        # followed through every log line down to the workers; the services refuse ids that
+        # are not 8-128 printable characters and make their own.
+        "preserve_external_request_id": True,
         "always_set_request_id_in_response": True,
         "request_headers_timeout": "10s",
         "common_http_protocol_options": {
@@ -153,7 +178,7 @@ def build_bootstrap(
         },
         "route_config": _route_config(),
         "local_reply_config": _local_reply_config(),
-        "http_filters": _http_filters(upstreams["auth"], limits),
+        "http_filters": _http_filters(upstreams["auth"], limits, rate_limit_service),
     }
     access_logs: list[Config] = []
     if access_log:
@@ -165,6 +190,27 @@ def build_bootstrap(
     clusters = [_cluster(service, upstreams.get(service)) for service in SERVICES]
     if usage_collector is not None:
         clusters.append(_usage_cluster(usage_collector))
+    if rate_limit_service is not None:
+        clusters.append(_grpc_cluster(RATELIMIT_CLUSTER, rate_limit_service))
+    listeners: list[Config] = [
+        {
+            "name": "public",
+            "address": _socket_address(listen_host, listen_port),
+            "filter_chains": [
+                {
+                    "filters": [
+                        {
+                            "name": "envoy.filters.network.http_connection_manager",
+                            "typed_config": hcm,
+                        }
+                    ]
+                }
+            ],
+        }
+    ]
+    if stats_port is not None:
+        listeners.append(_stats_listener(listen_host, stats_port))
+        clusters.append(_admin_cluster(admin_port))
 
     return {
         "admin": {"address": _socket_address("127.0.0.1", admin_port)},
@@ -179,25 +225,7 @@ def build_bootstrap(
                 }
             ]
         },
-        "static_resources": {
-            "listeners": [
-                {
-                    "name": "public",
-                    "address": _socket_address(listen_host, listen_port),
-                    "filter_chains": [
-                        {
-                            "filters": [
-                                {
-                                    "name": "envoy.filters.network.http_connection_manager",
-                                    "typed_config": hcm,
-                                }
-                            ]
-                        }
-                    ],
-                }
-            ],
-            "clusters": clusters,
-        },
+        "static_resources": {"listeners": listeners, "clusters": clusters},
     }
 
 
@@ -242,6 +270,7 @@ def _route_config() -> Config:
         "name": "bugnet",
         # The catch-all route names a cluster that does not exist on purpose.
         "validate_clusters": False,
+        "max_direct_response_body_size_bytes": MAX_STATIC_BYTES,
         "request_headers_to_add": [
             {
                 "header": {
@@ -271,6 +300,8 @@ def _family_route(family: RouteFamily) -> Config:
                 "string_match": {"safe_regex": {"regex": "|".join(family.methods)}},
             }
         ]
+    if family.static is not None:
+        return _static_route(family, match)
     per_filter: Config = {JWT_AUTHN: _jwt_per_route(family)}
     if family.body_cap != "default":
         per_filter[BUFFER] = {
@@ -289,6 +320,30 @@ def _family_route(family: RouteFamily) -> Config:
         },
         "metadata": _route_metadata(family.service, family.body_limit_bytes),
         "typed_per_filter_config": per_filter,
+    }
+
+
+# The gateway's own documents (generated by bugnet_gateway.openapi, shipped in the package).
+STATIC_DIR = Path(str(resources.files("bugnet_gateway") / "static"))
+STATIC_TYPES = {".json": "application/json", ".html": "text/html; charset=utf-8"}
+MAX_STATIC_BYTES = 8 * MIB
+
+
+def _static_route(family: RouteFamily, match: Config) -> Config:
+    assert family.static is not None
+    path = STATIC_DIR / family.static
+    return {
+        "name": family.name,
+        "match": match,
+        "direct_response": {"status": 200, "body": {"filename": str(path)}},
+        "response_headers_to_add": [
+            {"header": {"key": "content-type", "value": STATIC_TYPES[path.suffix]},
+             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
+            {"header": {"key": "cache-control", "value": "public, max-age=300"},
+             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
+        ],
+        "metadata": _route_metadata("gateway", MIB),
+        "typed_per_filter_config": {JWT_AUTHN: _jwt_disabled()},
     }
 
 
@@ -378,7 +433,16 @@ def _jwt_disabled() -> Config:
 # --- filters -------------------------------------------------------------------------------
 
 
-def _http_filters(auth_upstream: tuple[str, int], limits: RateLimits) -> list[Config]:
+def _http_filters(
+    auth_upstream: tuple[str, int],
+    limits: RateLimits,
+    rate_limit_service: tuple[str, int] | None = None,
+) -> list[Config]:
+    rate_limit: Config = (
+        {"name": LOCAL_RATELIMIT, "typed_config": _local_ratelimit(limits)}
+        if rate_limit_service is None
+        else {"name": GLOBAL_RATELIMIT, "typed_config": _global_ratelimit()}
+    )
     return [
         {
             "name": LUA,
@@ -387,7 +451,7 @@ def _http_filters(auth_upstream: tuple[str, int], limits: RateLimits) -> list[Co
                 "default_source_code": {"inline_string": _lua_source()},
             },
         },
-        {"name": LOCAL_RATELIMIT, "typed_config": _local_ratelimit(limits)},
+        rate_limit,
         {"name": JWT_AUTHN, "typed_config": _jwt_authn(auth_upstream)},
         {
             "name": BUFFER,
@@ -443,6 +507,78 @@ def _local_ratelimit(limits: RateLimits) -> Config:
             for rate_class in RATE_CLASSES
         ],
     }
+
+
+# --- global rate limit (envoyproxy/ratelimit) ------------------------------------------------
+# Several Envoy replicas each keeping their own buckets would let a client through N times its
+# limit. With a rate limit service, every replica asks it about the same descriptors the local
+# buckets use: (rate_class, remote_address), produced by each route's ``rate_limits`` actions.
+RATELIMIT_CLUSTER = "bugnet-ratelimit"
+RATELIMIT_DOMAIN = "bugnet"
+# How long a request may wait for the service's verdict; past it (or with the service down)
+# the request passes: availability over limits (failure_mode_deny false).
+RATELIMIT_TIMEOUT = "0.25s"
+
+
+def _global_ratelimit() -> Config:
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+        "domain": RATELIMIT_DOMAIN,
+        "stage": 0,
+        "request_type": "both",
+        "timeout": RATELIMIT_TIMEOUT,
+        "failure_mode_deny": False,
+        "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+        "rate_limit_service": {
+            "grpc_service": {"envoy_grpc": {"cluster_name": RATELIMIT_CLUSTER}},
+            "transport_api_version": "V3",
+        },
+    }
+
+
+def build_ratelimit_config(limits: RateLimits) -> Config:
+    """envoyproxy/ratelimit's config for the descriptors the routes produce (plain data).
+
+    The service counts fixed one-minute windows (``unit: minute``); the local buckets refill
+    continuously. Both allow ``limit`` requests per client IP and class per minute.
+    """
+    return {
+        "domain": RATELIMIT_DOMAIN,
+        "descriptors": [
+            {
+                "key": RATE_CLASS_KEY,
+                "value": rate_class,
+                "descriptors": [
+                    {
+                        # No value: one counter per distinct client address.
+                        "key": "remote_address",
+                        "rate_limit": {
+                            "unit": "minute",
+                            "requests_per_unit": limits.per_minute(rate_class),
+                        },
+                    }
+                ],
+            }
+            for rate_class in RATE_CLASSES
+        ],
+    }
+
+
+def render_ratelimit_config(limits: RateLimits) -> str:
+    """The YAML file envoyproxy/ratelimit loads (``$RUNTIME_ROOT/$RUNTIME_SUBDIRECTORY/config``)."""
+    header = (
+        "# envoyproxy/ratelimit config of the Bugnet gateway's global rate limit, generated by\n"
+        f"#   python -m bugnet_gateway.render --ratelimit-config {_limit_args(limits)}\n"
+        "# Do not edit: regenerate it (tests check it is up to date).\n"
+    )
+    body: str = yaml.dump(build_ratelimit_config(limits), Dumper=_Dumper, sort_keys=False,
+                          width=100)
+    return header + body
+
+
+def _limit_args(limits: RateLimits) -> str:
+    return (f"--public-limit {limits.public} --user-limit {limits.user} "
+            f"--login-limit {limits.login}")
 
 
 def _jwt_authn(auth_upstream: tuple[str, int]) -> Config:
@@ -508,7 +644,8 @@ BODY_LIMIT_MB = f"%METADATA(ROUTE:{METADATA_NAMESPACE}:body_limit_mb)%"
 LOCAL_REPLIES: tuple[tuple[int, str, str], ...] = (
     (400, "Malformed request: %LOCAL_REPLY_BODY%", "bad_request"),
     (401, "Missing or invalid bearer token: %LOCAL_REPLY_BODY%", "unauthorized"),
-    (403, "Token not accepted: %LOCAL_REPLY_BODY%", "forbidden"),
+    # jwt_authn's 403 (a well-signed token for another audience) is an invalid token: 401.
+    (403, "Token not accepted: %LOCAL_REPLY_BODY%", "unauthorized"),
     (404, "No such endpoint", "not_found"),
     (408, "Request not received in time", "request_timeout"),
     (413, f"Request body too large (limit {BODY_LIMIT_MB} MB)", "payload_too_large"),
@@ -520,10 +657,26 @@ LOCAL_REPLIES: tuple[tuple[int, str, str], ...] = (
 )
 
 
+# Envoy's own replies whose status the API contract spells differently. Only jwt_authn makes
+# 403s at the gateway, and every one of them is a token the API does not accept.
+LOCAL_STATUS_OVERRIDES: dict[int, int] = {403: 401}
+
+
 def _local_reply_config() -> Config:
+    # The gateway's own documents are direct responses (200), which are local replies too:
+    # the first mapper passes them through untouched (their routes set the content type).
+    documents: Config = {
+        "filter": {"status_code_filter": {"comparison": {
+            "op": "LE",
+            "value": {"default_value": 299, "runtime_key": "bugnet.local_reply.documents"},
+        }}},
+        "body_format_override": {"text_format": "%LOCAL_REPLY_BODY%"},
+    }
     return {
-        "mappers": [
-            {"filter": _status_is(status), "body_format_override": _envelope(error, code)}
+        "mappers": [documents] + [
+            {"filter": _status_is(status), "body_format_override": _envelope(error, code),
+             **({"status_code": LOCAL_STATUS_OVERRIDES[status]}
+                if status in LOCAL_STATUS_OVERRIDES else {})}
             for status, error, code in LOCAL_REPLIES
         ],
         "body_format": _envelope("%LOCAL_REPLY_BODY%", "gateway_error"),
@@ -584,9 +737,14 @@ def _usage_access_log() -> Config:
 
 
 def _usage_cluster(collector: tuple[str, int]) -> Config:
-    host, port = collector
+    return _grpc_cluster(USAGE_CLUSTER, collector)
+
+
+def _grpc_cluster(name: str, address: tuple[str, int]) -> Config:
+    """A cluster of one gRPC (HTTP/2) endpoint, by IP or by DNS name."""
+    host, port = address
     cluster: Config = {
-        "name": USAGE_CLUSTER,
+        "name": name,
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
         "connect_timeout": CONNECT_TIMEOUT,
         "lb_policy": "ROUND_ROBIN",
@@ -597,7 +755,7 @@ def _usage_cluster(collector: tuple[str, int]) -> Config:
             }
         },
         "load_assignment": {
-            "cluster_name": USAGE_CLUSTER,
+            "cluster_name": name,
             "endpoints": [
                 {"lb_endpoints": [{"endpoint": {"address": _socket_address(host, port)}}]}
             ],
@@ -606,6 +764,70 @@ def _usage_cluster(collector: tuple[str, int]) -> Config:
     if cluster["type"] == "STRICT_DNS":
         cluster["dns_lookup_family"] = "V4_PREFERRED"
     return cluster
+
+
+# --- stats listener -----------------------------------------------------------------------------
+# The admin interface can stop Envoy and change its runtime: it stays on 127.0.0.1. This
+# listener forwards only the read-only paths Prometheus and Kubernetes probes need.
+ADMIN_CLUSTER = "bugnet-admin"
+STATS_PATHS = ("/stats/prometheus", "/ready")
+
+
+def _stats_listener(host: str, port: int) -> Config:
+    get_only = [{"name": ":method", "string_match": {"exact": "GET"}}]
+    routes: list[Config] = [
+        {"match": {"path": path, "headers": get_only}, "route": {"cluster": ADMIN_CLUSTER}}
+        for path in STATS_PATHS
+    ]
+    routes.append({"match": {"prefix": "/"}, "direct_response": {"status": 404}})
+    return {
+        "name": "stats",
+        "address": _socket_address(host, port),
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                            "stat_prefix": "bugnet_stats",
+                            "codec_type": "AUTO",
+                            "normalize_path": True,
+                            "route_config": {
+                                "name": "stats",
+                                "virtual_hosts": [
+                                    {"name": "stats", "domains": ["*"], "routes": routes}
+                                ],
+                            },
+                            "http_filters": [
+                                {
+                                    "name": ROUTER,
+                                    "typed_config": {
+                                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+                                    },
+                                }
+                            ],
+                        },
+                    }
+                ]
+            }
+        ],
+    }
+
+
+def _admin_cluster(admin_port: int) -> Config:
+    return {
+        "name": ADMIN_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": CONNECT_TIMEOUT,
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {
+            "cluster_name": ADMIN_CLUSTER,
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": _socket_address("127.0.0.1", admin_port)}}]}
+            ],
+        },
+    }
 
 
 # --- YAML and CLI ----------------------------------------------------------------------------
@@ -647,8 +869,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="file to write (default: stdout)")
     parser.add_argument("--listen-host", default="127.0.0.1")
-    parser.add_argument("--listen-port", type=int, required=True)
-    parser.add_argument("--admin-port", type=int, required=True)
+    parser.add_argument("--listen-port", type=int, help="required unless --ratelimit-config")
+    parser.add_argument("--admin-port", type=int, help="required unless --ratelimit-config")
     parser.add_argument(
         "--upstream",
         type=_upstream,
@@ -669,28 +891,60 @@ def main(argv: list[str] | None = None) -> int:
         metavar="HOST:PORT",
         help="stream every request's access-log entry to this usage collector (gRPC)",
     )
+    parser.add_argument(
+        "--rate-limit-service",
+        type=_address,
+        metavar="HOST:PORT",
+        help="enforce the per-client limits with this envoyproxy/ratelimit service (gRPC), "
+        "shared by every Envoy replica, instead of local buckets",
+    )
+    parser.add_argument(
+        "--stats-port",
+        type=int,
+        help="also serve the admin's /stats/prometheus and /ready (only) on this port",
+    )
+    parser.add_argument(
+        "--ratelimit-config",
+        action="store_true",
+        help="print the rate limit service's config for the limits given, not Envoy's",
+    )
     args = parser.parse_args(argv)
 
     try:
-        text = render_config(
-            listen_host=args.listen_host,
-            listen_port=args.listen_port,
-            admin_port=args.admin_port,
-            upstreams=dict(args.upstream),
-            limits=RateLimits(
-                public=args.public_limit, user=args.user_limit, login=args.login_limit
-            ),
-            xff_num_trusted_hops=args.xff_num_trusted_hops,
-            access_log=not args.no_access_log,
-            usage_collector=args.usage_collector,
-        )
+        limits = RateLimits(public=args.public_limit, user=args.user_limit, login=args.login_limit)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.ratelimit_config:
+        text = render_ratelimit_config(limits)
+    elif args.listen_port is None or args.admin_port is None:
+        parser.error("the following arguments are required: --listen-port, --admin-port")
+    else:
+        text = _render_from_args(parser, args, limits)
     if args.out is None:
         sys.stdout.write(text)
     else:
         args.out.write_text(text)
     return 0
+
+
+def _render_from_args(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, limits: RateLimits
+) -> str:
+    try:
+        return render_config(
+            listen_host=args.listen_host,
+            listen_port=args.listen_port,
+            admin_port=args.admin_port,
+            upstreams=dict(args.upstream),
+            limits=limits,
+            xff_num_trusted_hops=args.xff_num_trusted_hops,
+            access_log=not args.no_access_log,
+            usage_collector=args.usage_collector,
+            rate_limit_service=args.rate_limit_service,
+            stats_port=args.stats_port,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 if __name__ == "__main__":

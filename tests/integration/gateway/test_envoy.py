@@ -410,10 +410,12 @@ def test_invalid_token_is_a_401_envelope(client: httpx.Client, token: str) -> No
 
 
 def test_token_for_another_audience_is_refused(client: httpx.Client) -> None:
-    # jwt_authn answers an audience mismatch with 403, not 401.
+    # jwt_authn answers an audience mismatch with 403; the gateway makes it the 401 of an
+    # invalid token (spec §1: 403 is for an accepted caller without the permission).
     response = client.get("/api/auth/me", headers=bearer(mint(aud="another-api")))
 
-    assert_envelope(response, 403, "forbidden")
+    body = assert_envelope(response, 401, "unauthorized")
+    assert "Audiences in Jwt are not allowed" in body["error"]
 
 
 @pytest.mark.parametrize("alg", ["EdDSA", "ES256", "RS256"])

@@ -73,14 +73,30 @@ print("migrated", flush=True)
 """
 
 WORKER = """
+import os
 import signal
 import sys
-import time
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+
+class Health(BaseHTTPRequestHandler):
+    def do_GET(self):
+        status = 200 if self.path in ("/healthz", "/metrics") else 404
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
 
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+server = HTTPServer((os.environ["WORKER_METRICS_HOST"], int(os.environ["WORKER_METRICS_PORT"])),
+                    Health)
+threading.Thread(target=server.serve_forever, daemon=True).start()
 print("{svc} stand-in worker running", flush=True)
-while True:
-    time.sleep(1)
+threading.Event().wait()
 """
 
 GUNICORN_CONF = """

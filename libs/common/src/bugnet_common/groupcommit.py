@@ -6,6 +6,11 @@ what a batch means — the rows, the answers, the failures — in a `BatchWriter
 module keeps the rest: the queue, the writer threads started on first use (after the server's
 fork), draining a batch (optionally lingering under a steady stream, see `BatchWriter.run`),
 the thread's own database connection, and never letting a writer die with requests waiting.
+
+Request ids: a writer thread serves many requests at once, so it binds none; its log lines
+(per batch) carry no `request_id`, and neither do the events it creates (their
+`correlation_id` is None unless the service passes one). Each request thread still logs with
+its own id while it waits for its batch.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
@@ -14,6 +16,22 @@ _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("reques
 
 def bind_request(request_id: str | None) -> None:
     _request_id.set(request_id)
+
+
+def current_request_id() -> str | None:
+    """The request id bound in this context (a request, or the event a handler applies)."""
+    return _request_id.get()
+
+
+@contextmanager
+def request_bound(request_id: str | None) -> Iterator[None]:
+    """Bind `request_id` for the block, then restore what was bound before (a worker binds
+    each event's correlation id while its handler runs; None unbinds for the block)."""
+    token = _request_id.set(request_id)
+    try:
+        yield
+    finally:
+        _request_id.reset(token)
 
 
 class _ContextFilter(logging.Filter):

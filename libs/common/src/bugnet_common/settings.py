@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,3 +32,17 @@ class ServiceSettings(BaseSettings):
     # Start the NATS-connected background thread in api processes (revocation watch, RPC).
     bus_in_api: bool = True
     max_body_bytes: int = Field(default=1 * 1024 * 1024, ge=1024)
+    # One INFO line per answered request (method, route template, status, duration) with its
+    # request id. Off by default: the gateway's access log is the record of requests; slow
+    # (>= 1 s) and failed (5xx) requests are logged whatever this says.
+    log_requests: bool = False
+    # Where a worker process serves /metrics and /healthz. One name for every service (no
+    # prefix): each worker runs in its own process, container or pod. Port 0 picks a free one.
+    worker_metrics_host: str = Field(default="0.0.0.0", validation_alias=AliasChoices(
+        "worker_metrics_host", "WORKER_METRICS_HOST"))
+    worker_metrics_port: int = Field(default=9100, ge=0, le=65535, validation_alias=AliasChoices(
+        "worker_metrics_port", "WORKER_METRICS_PORT"))
+
+    @property
+    def worker_metrics_address(self) -> tuple[str, int]:
+        return self.worker_metrics_host, self.worker_metrics_port

@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from . import errors
+from . import errors, openapi
 from .logs import bind_request, configure_logging
 from .settings import ServiceSettings
 
@@ -30,7 +30,26 @@ def ok(data: Any = None, status: int = 200, meta: dict[str, Any] | None = None) 
     body: dict[str, Any] = {"ok": True, "data": {} if data is None else data}
     if meta is not None:
         body["meta"] = meta
+    if openapi.checking():
+        op = current_operation()
+        if op is not None:
+            openapi.check_response(op, status, json.loads(json.dumps(body, default=str)))
     return jsonify(body), status
+
+
+def current_operation() -> openapi.Operation | None:
+    """The declared operation of the route serving this request, if it declares one."""
+    if request.endpoint is None:
+        return None
+    view = current_app.view_functions.get(request.endpoint)
+    return None if view is None else openapi.operation_for(view, request.method)
+
+
+def _check_declared(kind: Any, model: type[BaseModel]) -> None:
+    if openapi.checking():
+        op = current_operation()
+        if op is not None:
+            openapi.check_model(op, kind, model)
 
 
 def created(data: Any) -> tuple[Response, int]:
@@ -90,8 +109,10 @@ def validation_error(exc: ValidationError) -> errors.ValidationFailed:
     return errors.ValidationFailed(f"Invalid '{first_field}': {first_msg}{more}", details=details)
 
 
-def raw_json(*, allow_empty: bool = False) -> Any:
-    """The request's JSON value. Empty body → {} when `allow_empty` (no-body POSTs)."""
+def raw_json(*, allow_empty: bool = False, keep_unstorable: bool = False) -> Any:
+    """The request's JSON value. Empty body → {} when `allow_empty` (no-body POSTs).
+    `keep_unstorable`: pass NULs and unpaired surrogates through, for a handler that cleans
+    them itself (the SDK submit: a game's report is cleaned, never refused for them)."""
     data = request.get_data(cache=True)
     if not data.strip():
         if allow_empty:
@@ -101,19 +122,93 @@ def raw_json(*, allow_empty: bool = False) -> Any:
     if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
         raise errors.UnsupportedMediaType(
             f"Unsupported content type '{mimetype}'; send application/json")
+    return loads_json(data, check_text=not keep_unstorable)
+
+
+NUL = "\x00"
+NUL_MESSAGE = "must not contain the NUL character"
+SURROGATE_MESSAGE = "must be valid Unicode (it holds an unpaired surrogate)"
+
+
+def loads_json(data: bytes | str, *, check_text: bool = True) -> Any:
+    """A JSON body's value: 400 when malformed, or when a string in it cannot be stored as
+    text (a NUL character or an unpaired surrogate: PostgreSQL refuses both, and no client
+    means to send them). Both can only arrive as \\u escapes, so bodies without one are not
+    walked."""
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise errors.BadRequest("Malformed JSON body") from None
+    if check_text and (("\\u" in data) if isinstance(data, str) else (b"\\u" in data)):
+        problem = find_unstorable(value)
+        if problem is not None:
+            raise _text_error(*problem)
+    return value
 
 
-def json_body(model: type[M], *, allow_empty: bool = False) -> M:
+def _text_error(where: str, message: str) -> errors.ValidationFailed:
+    return errors.ValidationFailed(f"Invalid '{where}': {message}", details={where: message})
+
+
+def _unstorable(text: str) -> str | None:
+    if NUL in text:
+        return NUL_MESSAGE
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE_MESSAGE
+    return None
+
+
+def find_unstorable(value: Any) -> tuple[str, str] | None:
+    """(dotted path, message) of the first string, value or key, that text cannot hold."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            if (message := _unstorable(node)) is not None:
+                return path or "body", message
+        elif isinstance(node, dict):
+            for key, item in node.items():
+                child = f"{path}.{key}" if path else str(key)
+                if (message := _unstorable(key)) is not None:
+                    return child.encode("utf-8", "backslashreplace").decode(), message
+                stack.append((child, item))
+        elif isinstance(node, list):
+            stack.extend((f"{path}.{i}" if path else str(i), item) for i, item in enumerate(node))
+    return None
+
+
+def reject_nul(fields: Any) -> None:
+    """400 for a NUL in a name or value of `fields` (a werkzeug MultiDict: query or form)."""
+    for name, value in fields.items(multi=True):
+        if NUL in name or (isinstance(value, str) and NUL in value):
+            raise _text_error(name.replace(NUL, "\\0"), NUL_MESSAGE)
+
+
+def json_body(model: type[M], *, allow_empty: bool = False, keep_unstorable: bool = False) -> M:
     """Parse and validate the body as `model`; unknown fields are ignored."""
-    payload = raw_json(allow_empty=allow_empty)
+    _check_declared("body", model)
+    payload = raw_json(allow_empty=allow_empty, keep_unstorable=keep_unstorable)
     if not isinstance(payload, dict):
         raise errors.BadRequest("Request body must be a JSON object")
     try:
         return model.model_validate(payload)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def query_args(model: type[M]) -> M:
+    """Parse and validate the query string as `model` (a repeated name gives a list only
+    to list-typed fields); unknown parameters are ignored."""
+    _check_declared("query", model)
+    values: dict[str, Any] = {}
+    for name in request.args:
+        field = model.model_fields.get(name)
+        many = field is not None and getattr(field.annotation, "__origin__", None) is list
+        values[name] = request.args.getlist(name) if many else request.args.get(name)
+    try:
+        return model.model_validate(values)
     except ValidationError as exc:
         raise validation_error(exc) from None
 
@@ -185,23 +280,30 @@ def create_service_app(name: str, settings: ServiceSettings,
                        readiness: Sequence[tuple[str, Callable[[], None]]] = ()) -> Flask:
     """A Flask app with logging, request ids, the envelope errors and /healthz + /readyz."""
     from .health import health_blueprint
+    from .metrics import instrument_flask
 
     configure_logging(name, settings.log_level)
     app = Flask(name, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["bugnet.settings"] = settings
+    instrument_flask(app, name)  # GET /metrics; requests counted by route template
 
     @app.before_request
     def _bind() -> None:
         g.request_id = _request_id()
         g.client_ip = client_ip(settings)
         bind_request(g.request_id)
+        reject_nul(request.args)  # a form is checked where it is read (web.reject_nul)
 
     @app.after_request
     def _stamp(resp: Response) -> Response:
         resp.headers["X-Request-Id"] = g.get("request_id", "")
         return resp
+
+    @app.teardown_request
+    def _unbind(_exc: BaseException | None) -> None:
+        bind_request(None)  # nothing after the request (in its thread) inherits its id
 
     register_error_handlers(app)
     app.register_blueprint(health_blueprint(readiness))

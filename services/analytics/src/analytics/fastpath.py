@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
@@ -21,6 +22,7 @@ from flask import Flask
 
 from bugnet_common import errors
 from bugnet_common.logs import bind_request
+from bugnet_common.metrics import SLOW_REQUEST_SECONDS, log_request, observe_request
 from bugnet_common.settings import ServiceSettings
 
 from .sdk import SdkRequest
@@ -56,11 +58,13 @@ class SdkFastPath:
         self.flask_wsgi = app.wsgi_app
         self.routes = dict(routes)
         self.settings: ServiceSettings = app.extensions["bugnet.settings"]
+        self.log_requests = self.settings.log_requests
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         handler = self.routes.get(environ.get("PATH_INFO", ""))
         if handler is None or environ.get("REQUEST_METHOD") != "POST":
             return self.flask_wsgi(environ, start_response)  # type: ignore[no-any-return]
+        started = time.perf_counter()
         request_id = _request_id(environ)
         bind_request(request_id)
         headers: dict[str, str] = {}
@@ -84,6 +88,13 @@ class SdkFastPath:
         start_response(f"{status} {_REASONS.get(status, '')}", [
             ("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
             ("X-Request-Id", request_id), *headers.items()])
+        # The path is one of the fixed keys of `routes`: a template of its own.
+        seconds = time.perf_counter() - started
+        observe_request(self.settings.service_name, "POST", environ["PATH_INFO"], status, seconds)
+        if self.log_requests or seconds >= SLOW_REQUEST_SECONDS or status >= 500:
+            bind_request(request_id)
+            log_request("POST", environ["PATH_INFO"], status, seconds, every=self.log_requests)
+            bind_request(None)
         return [payload]
 
     def _body(self, environ: Mapping[str, Any]) -> bytes:

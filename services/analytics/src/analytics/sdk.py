@@ -5,18 +5,25 @@ A request with an unknown key is a 401 before any complaint about its body (a cl
 wrong key learns that first); a malformed key never reaches the database. The same
 `SdkRequest` is built by the Flask routes and by the WSGI fast path (`fastpath.py`), so both
 answer alike.
+
+`declared(endpoint)` holds the handlers the fast path shares to their Flask route's
+`openapi.operation`: when responses are checked (the test suite), the body model they parse
+and the answer they give are checked against it on both paths, as `web` does for Flask.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import Flask, g, request
+from flask import Flask, g, has_request_context, request
 from pydantic import BaseModel, ValidationError
 
-from bugnet_common import errors, web
+from bugnet_common import errors, openapi, web
 from bugnet_common.db import Database
 
 from . import access
@@ -25,6 +32,10 @@ from .ingest import KEYS
 from .keys import KeyCache
 
 M = TypeVar("M", bound=BaseModel)
+
+# The declared operation of the shared handler running now (only while checking).
+_operation: contextvars.ContextVar[openapi.Operation | None] = contextvars.ContextVar(
+    "analytics_sdk_operation", default=None)
 
 
 @dataclass(frozen=True)
@@ -60,10 +71,7 @@ class SdkRequest:
                 and not self.mimetype.endswith("+json"):
             raise errors.UnsupportedMediaType(
                 f"Unsupported content type '{self.mimetype}'; send application/json")
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
-            raise errors.BadRequest("Malformed JSON body") from None
+        return web.loads_json(self.body)
 
     def project_id_of(self, key_hash: str) -> str:
         """The project of a well-formed key's hash; 401 for an unknown or replaced key."""
@@ -82,6 +90,7 @@ class SdkRequest:
             if self.api_key_header:
                 self.project_id_of(access.api_key_hash(self.api_key_header))
             raise
+        _check_body(model)
         key = self.api_key_header
         if not key and isinstance(body, dict) and isinstance(body.get("api_key"), str):
             key = body["api_key"]
@@ -94,6 +103,43 @@ class SdkRequest:
         except ValidationError as exc:
             self.project_id_of(key_hash)
             raise web.validation_error(exc) from None
+
+
+def _check_body(model: type[BaseModel]) -> None:
+    if not openapi.checking():
+        return
+    op = _operation.get()
+    if op is None and has_request_context():
+        op = web.current_operation()
+    if op is not None:
+        openapi.check_model(op, "body", model)
+
+
+Handler = Callable[[SdkRequest], tuple[int, Any]]
+
+
+def declared(endpoint: str) -> Callable[[Handler], Handler]:
+    """Check a shared handler against the declaration of Flask view `endpoint` (its POST),
+    when responses are checked; the fast path answers without `web.ok`."""
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def checked(req: SdkRequest) -> tuple[int, Any]:
+            if not openapi.checking():
+                return handler(req)
+            op = openapi.operation_for(req.app.view_functions[endpoint], "POST")
+            token = _operation.set(op)
+            try:
+                status, data = handler(req)
+            finally:
+                _operation.reset(token)
+            if op is not None:
+                body = {"ok": True, "data": {} if data is None else data}
+                openapi.check_response(op, status, json.loads(json.dumps(body, default=str)))
+            return status, data
+
+        return checked
+
+    return wrap
 
 
 def sdk_request(model: type[M]) -> tuple[str, M]:

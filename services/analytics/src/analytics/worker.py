@@ -58,7 +58,7 @@ def build_worker(settings: AnalyticsSettings, db: Database) -> Worker:
 def main() -> None:
     settings = AnalyticsSettings()
     db = Database(settings.database_url.get_secret_value(), pool_size=2)
-    run(build_worker(settings, db))
+    run(build_worker(settings, db), settings)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, NotRequired
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from typing_extensions import TypedDict
 
 from bugnet_common.bus.events import isoformat
+from bugnet_common.openapi import Timestamp, Uuid
 
 from .models import User
 
@@ -87,11 +89,49 @@ class OnboardingIn(Strict):
     platforms: Annotated[list[ShortText], Field(max_length=20)]
 
 
-def _iso(dt: Any) -> str | None:
-    return None if dt is None else isoformat(dt)
+class OnboardingOut(TypedDict):
+    completed: bool
+    role: str | None
+    team_size: str | None
+    platforms: list[str]
 
 
-def user_out(user: User) -> dict[str, Any]:
+class UserOut(TypedDict):
+    id: Uuid
+    email: str
+    display_name: str
+    avatar: str | None
+    onboarding: OnboardingOut
+    created_at: Timestamp
+
+
+class SessionIssuedOut(TypedDict):
+    token: Annotated[str, Field(description="A bearer token (ES256 JWT) for this new session.")]
+    user: UserOut
+
+
+class ExportPartOut(TypedDict):
+    status: Literal["ok", "unavailable"]
+    data: NotRequired[Annotated[dict[str, Any], Field(
+        description="What the service holds about the user (absent when unavailable).")]]
+
+
+Section = list[dict[str, Any]]
+
+
+class AccountExportOut(TypedDict):
+    generated_at: Timestamp
+    profile: UserOut
+    memberships: Annotated[Section, Field(description="Project memberships (from bugs).")]
+    bugs: Annotated[Section, Field(description="Bugs the user reported (from bugs).")]
+    comments: Annotated[Section, Field(description="Comments the user wrote (from bugs).")]
+    services: Annotated[dict[str, ExportPartOut], Field(
+        description="Each service's part, by service name.")]
+    missing: Annotated[list[str], Field(description="Services that did not answer in time.")]
+    complete: bool
+
+
+def user_out(user: User) -> UserOut:
     return {
         "id": user.id,
         "email": user.email,
@@ -103,5 +143,5 @@ def user_out(user: User) -> dict[str, Any]:
             "team_size": user.onboarding_team_size,
             "platforms": list(user.onboarding_platforms or []),
         },
-        "created_at": _iso(user.created_at),
+        "created_at": isoformat(user.created_at),
     }

@@ -21,7 +21,17 @@ from bugnet_common.bus.outbox import add_event
 
 from . import passwords
 from .models import BUS, AuthSession, User
-from .schemas import DeleteMeIn, LoginIn, OnboardingIn, PasswordIn, SignupIn, UpdateMeIn, user_out
+from .schemas import (
+    AccountExportOut,
+    DeleteMeIn,
+    ExportPartOut,
+    LoginIn,
+    OnboardingIn,
+    PasswordIn,
+    SignupIn,
+    UpdateMeIn,
+    user_out,
+)
 from .tokens import KeyStore
 
 BAD_CREDENTIALS = "Invalid email or password"
@@ -188,12 +198,10 @@ _MERGED_SECTIONS = ("memberships", "bugs", "comments")
 
 
 def build_export(*, user: User, parts: dict[str, dict[str, Any]],
-                 expected: list[str]) -> dict[str, Any]:
+                 expected: list[str]) -> AccountExportOut:
     """Merge the services' parts into one export document."""
-    export: dict[str, Any] = {"generated_at": isoformat(utcnow()), "profile": user_out(user)}
-    for section in _MERGED_SECTIONS:
-        export[section] = []
-    services: dict[str, Any] = {}
+    sections: dict[str, list[dict[str, Any]]] = {section: [] for section in _MERGED_SECTIONS}
+    services: dict[str, ExportPartOut] = {}
     for name in expected:
         reply = parts.get(name)
         if reply is None or not reply.get("ok"):
@@ -202,21 +210,22 @@ def build_export(*, user: User, parts: dict[str, dict[str, Any]],
         data = reply.get("data") or {}
         services[name] = {"status": "ok", "data": data}
         for section in _MERGED_SECTIONS:
-            export[section].extend(data.get(section) or [])
-    export["services"] = services
-    export["missing"] = [n for n, s in services.items() if s["status"] != "ok"]
-    export["complete"] = not export["missing"]
-    return export
+            sections[section].extend(data.get(section) or [])
+    missing = [n for n, s in services.items() if s["status"] != "ok"]
+    return {"generated_at": isoformat(utcnow()), "profile": user_out(user),
+            "memberships": sections["memberships"], "bugs": sections["bugs"],
+            "comments": sections["comments"], "services": services, "missing": missing,
+            "complete": not missing}
 
 
 def export_account(*, session: Session, user_id: str, gather: Gather,
-                   expected: list[str]) -> dict[str, Any]:
+                   expected: list[str]) -> AccountExportOut:
     user = get_user(session=session, user_id=user_id)
     return build_export(user=user, parts=gather(user), expected=expected)
 
 
 def delete_account(*, session: Session, user_id: str, data: DeleteMeIn, gather: Gather,
-                   expected: list[str]) -> dict[str, Any]:
+                   expected: list[str]) -> AccountExportOut:
     """Delete the account after gathering its export; refused while it would orphan a team."""
     user = get_user(session=session, user_id=user_id)
     if not passwords.verify_password(user.password_hash, data.password):

@@ -74,7 +74,7 @@ def main() -> None:
         await mirror_revocations(worker, stop, bucket=settings.revocation_bucket)
 
     run(Worker(service="auth", nats_url=settings.nats_url, db=db, tables=BUS,
-               tasks=[revocations]))
+               tasks=[revocations], lag_watch=[("AUTH", DURABLE)]), settings)
 
 
 if __name__ == "__main__":

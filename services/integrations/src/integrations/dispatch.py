@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bugnet_common.bus.events import isoformat, utcnow
+from bugnet_common.logs import current_request_id
 
 from .discord import embeds
 from .models import Delivery, DiscordIntegration, ProjectRef, Webhook
@@ -127,7 +128,9 @@ def enqueue(session: Session, *, project_id: str, event: str, data: dict[str, An
                                                   project_name=targets.name, data=data,
                                                   timestamp=isoformat(now)))})
     if rows:
+        request_id = current_request_id()
         session.execute(sa.insert(DELIVERIES), [
             {**row, "project_id": project_id, "event": event, "status": "pending",
-             "attempts": 0, "created_at": now, "next_attempt_at": now} for row in rows])
+             "attempts": 0, "created_at": now, "next_attempt_at": now,
+             "request_id": request_id} for row in rows])
         session.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))

@@ -160,6 +160,9 @@ class Delivery(Base, table=True):
     lease_until: datetime | None = _ts(nullable=True)
     last_attempt_at: datetime | None = _ts(nullable=True)
     completed_at: datetime | None = _ts(nullable=True)
+    # The request id bound when the delivery was queued (the correlation id of the event that
+    # caused it): the engine logs its attempts with it.
+    request_id: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
 
 
 class DeliveryAttempt(Base, table=True):

@@ -80,7 +80,7 @@ def main() -> None:
     # httpx logs every request URL at INFO; Discord webhook URLs carry their token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     db = Database(settings.database_url.get_secret_value(), pool_size=4)
-    run(build_worker(settings, db))
+    run(build_worker(settings, db), settings)
 
 
 if __name__ == "__main__":

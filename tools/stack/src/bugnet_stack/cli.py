@@ -127,6 +127,11 @@ def _status(stack: Stack) -> int:
         mark = "ok  " if row.healthy else "FAIL"
         _say(f"{row.name:<20} {row.state:<9} {row.pid or '-':>7} {uptime:>9}  {mark} {row.health}")
     _say(f"supervisord pid {stack.supervisor.pid()}, logs in {stack.log_dir}")
+    endpoints = stack.metrics_endpoints()
+    if endpoints:
+        _say("metrics (Prometheus text; not behind the gateway):")
+        for name, url in endpoints.items():
+            _say(f"  {name:<18} {url}")
     return 0 if all(r.healthy for r in rows) else 1
 
 

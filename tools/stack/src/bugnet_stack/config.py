@@ -59,13 +59,17 @@ PORT_LABELS: dict[str, str] = {
     "postgres": "PostgreSQL",
     "nats": "NATS",
     "nats_monitor": "NATS monitoring",
+    "auth_worker_metrics": "auth worker /metrics",
+    "bugs_worker_metrics": "bugs worker /metrics",
+    "analytics_worker_metrics": "analytics worker /metrics",
+    "integrations_worker_metrics": "integrations worker /metrics",
 }
 
 # Which component binds which port: only those of the components being started are checked.
 _PORTS_OF: dict[str, tuple[str, ...]] = {
     "postgres": ("postgres",),
     "nats": ("nats", "nats_monitor"),
-    "services": SERVICES,
+    "services": (*SERVICES, *(f"{s}_worker_metrics" for s in SERVICES)),
     "gateway": ("gateway", "envoy_admin", "gateway_usage"),
 }
 
@@ -84,6 +88,11 @@ class Ports:
     nats: int = 4222
     nats_monitor: int = 8222
     gateway_usage: int = 9902
+    # Each worker's /metrics and /healthz (WORKER_METRICS_PORT of that worker).
+    auth_worker_metrics: int = 9111
+    bugs_worker_metrics: int = 9112
+    analytics_worker_metrics: int = 9113
+    integrations_worker_metrics: int = 9114
 
     @staticmethod
     def env_var(name: str) -> str:
@@ -135,6 +144,13 @@ class Ports:
         if name not in SERVICES:
             raise KeyError(name)
         port: int = getattr(self, name)
+        return port
+
+    def worker_metrics(self, name: str) -> int:
+        """The /metrics + /healthz port of service `name`'s worker."""
+        if name not in SERVICES:
+            raise KeyError(name)
+        port: int = getattr(self, f"{name}_worker_metrics")
         return port
 
 

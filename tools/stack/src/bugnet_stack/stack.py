@@ -12,6 +12,7 @@ Layout of a data directory (all of it survives restarts):
     postgres/  nats/     server data
     <service>/           each service's <P>DATA_DIR
     logs/                one log per process, plus <service>-migrate.log
+    prometheus/<svc>-api/  each api's PROMETHEUS_MULTIPROC_DIR, emptied on every `up`
     run/                 unix sockets (in the temp dir when this path is too long for one)
 """
 
@@ -24,6 +25,7 @@ import inspect
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -68,6 +70,7 @@ class StackUrls:
     gateway: str
     envoy_admin: str
     services: Mapping[str, str]
+    worker_metrics: Mapping[str, str]  # each worker's base URL (/metrics, /healthz)
     nats: str
     nats_monitor: str
     postgres_dsn: str
@@ -165,6 +168,7 @@ class Stack:
             gateway=f"http://{LISTEN_HOST}:{p.gateway}",
             envoy_admin=f"http://{LISTEN_HOST}:{p.envoy_admin}",
             services={s: f"http://{LISTEN_HOST}:{p.service(s)}" for s in SERVICES},
+            worker_metrics={s: f"http://{LISTEN_HOST}:{p.worker_metrics(s)}" for s in SERVICES},
             nats=f"nats://{LISTEN_HOST}:{p.nats}",
             nats_monitor=f"http://{LISTEN_HOST}:{p.nats_monitor}",
             postgres_dsn=pg.superuser_dsn(),
@@ -198,6 +202,25 @@ class Stack:
             )
         env.update(self.extra_env)
         return env
+
+    def prometheus_dir(self, service: str) -> Path:
+        """PROMETHEUS_MULTIPROC_DIR of service's api (see bugnet_common.metrics)."""
+        return self.data_dir / "prometheus" / f"{service}-api"
+
+    def metrics_endpoints(self) -> dict[str, str]:
+        """Where each process serves Prometheus metrics, by process name."""
+        p = self.ports
+        found: dict[str, str] = {}
+        if "services" in self.components:
+            for s in SERVICES:
+                found[f"{s}-api"] = f"http://{LISTEN_HOST}:{p.service(s)}/metrics"
+                found[f"{s}-worker"] = f"http://{LISTEN_HOST}:{p.worker_metrics(s)}/metrics"
+        if "gateway" in self.components:
+            found["envoy"] = f"http://{LISTEN_HOST}:{p.envoy_admin}/stats/prometheus"
+        if "nats" in self.components:
+            # NATS's own JSON monitoring (/varz, /jsz); a prometheus-nats-exporter can read it.
+            found["nats"] = f"http://{LISTEN_HOST}:{p.nats_monitor}/varz"
+        return found
 
     def programs(self) -> list[Program]:
         """Every process supervisord manages for the chosen components."""
@@ -235,6 +258,9 @@ class Stack:
                 api_env = {
                     **{k: v for k, v in API_ENV_DEFAULTS.get(s, {}).items() if k not in os.environ},
                     **env,
+                    # One directory per api program: its server's processes sum their metrics
+                    # there (bugnet_common.metrics); `up` empties it.
+                    "PROMETHEUS_MULTIPROC_DIR": str(self.prometheus_dir(s)),
                 }
                 programs.append(
                     Program(
@@ -251,7 +277,11 @@ class Stack:
                         name=f"{s}-worker",
                         argv=[sys.executable, "-m", f"{s}.worker"],
                         directory=self.repo_root,
-                        environment=env,
+                        environment={
+                            **env,
+                            "WORKER_METRICS_HOST": LISTEN_HOST,
+                            "WORKER_METRICS_PORT": str(self.ports.worker_metrics(s)),
+                        },
                         startsecs=2,
                         stopwaitsecs=20,
                     )
@@ -337,6 +367,8 @@ class Stack:
                 self._cluster().prepare()
             if "gateway" in self.components:
                 self._write_envoy_config()
+            if "services" in self.components:
+                self._fresh_prometheus_dirs()
             self._write_file(self.supervisor.conf, self._supervisord_conf(), mode=0o600)
             self._save_state()
             pid = self.supervisor.start_daemon()
@@ -415,6 +447,14 @@ class Stack:
         if "services" in self.components:
             for s in SERVICES:
                 (self.data_dir / s).mkdir(exist_ok=True)
+
+    def _fresh_prometheus_dirs(self) -> None:
+        """Empty each api's multiprocess directory: files left by the processes of an earlier
+        run would be summed into this one's counters (prometheus_client's rule)."""
+        for s in SERVICES:
+            path = self.prometheus_dir(s)
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir(parents=True)
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
@@ -561,7 +601,9 @@ class Stack:
                 checks[f"{s}-api"] = _http_check(
                     f"http://{LISTEN_HOST}:{self.ports.service(s)}/readyz"
                 )
-                checks[f"{s}-worker"] = None
+                checks[f"{s}-worker"] = _http_check(
+                    f"http://{LISTEN_HOST}:{self.ports.worker_metrics(s)}/healthz"
+                )
             for name in checks:
                 self.supervisor.start(name)
             self._await(checks, deadline, announce=True)
@@ -626,6 +668,9 @@ class Stack:
     def _ready_text(self, name: str) -> str:
         if name.endswith("-api"):
             return f"ready on http://{LISTEN_HOST}:{self.ports.service(name.removesuffix('-api'))}"
+        if name.endswith("-worker"):
+            port = self.ports.worker_metrics(name.removesuffix("-worker"))
+            return f"running (/metrics and /healthz on http://{LISTEN_HOST}:{port})"
         return "running"
 
     def _failure(self, name: str, reason: str) -> StartupFailed:
@@ -707,6 +752,10 @@ class Stack:
             port = p.service(name.removesuffix("-api"))
             ok = http_ok(f"http://{LISTEN_HOST}:{port}/readyz")
             return ok, f"/readyz {'200' if ok else 'not ready'} on :{port}"
+        if name.endswith("-worker"):
+            port = p.worker_metrics(name.removesuffix("-worker"))
+            ok = http_ok(f"http://{LISTEN_HOST}:{port}/healthz")
+            return ok, f"/healthz {'200' if ok else 'failing'} on :{port}"
         if name == "gateway-usage":
             ok = _tcp_listening(p.gateway_usage)
             return ok, f"{'listening' if ok else 'not listening'} on :{p.gateway_usage}"

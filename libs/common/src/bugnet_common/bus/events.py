@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..logs import current_request_id
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -30,7 +32,14 @@ class Event:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     version: str = "v1"
     time: str = field(default_factory=lambda: isoformat(utcnow()))
+    # The request id of the request (or of the event being handled) that caused this event:
+    # left out (or None), it is taken from the logs' context, so every call site that creates
+    # an event inside a request or a handler passes the id on without saying so.
     correlation_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.correlation_id is None:
+            object.__setattr__(self, "correlation_id", current_request_id())
 
     def to_json(self) -> bytes:
         # `data` is plain JSON data already (see `payload`): no deep copy of it on the way out.
@@ -42,9 +51,12 @@ class Event:
         doc = json.loads(raw)
         if not isinstance(doc, dict) or not {"id", "type", "source", "data"} <= doc.keys():
             raise ValueError("not an event envelope")
-        return cls(type=doc["type"], source=doc["source"], data=doc.get("data") or {},
-                   id=doc["id"], version=doc.get("version", "v1"),
-                   time=doc.get("time", ""), correlation_id=doc.get("correlation_id"))
+        event = cls(type=doc["type"], source=doc["source"], data=doc.get("data") or {},
+                    id=doc["id"], version=doc.get("version", "v1"),
+                    time=doc.get("time", ""), correlation_id=doc.get("correlation_id"))
+        # What was sent, never the decoding context's request id.
+        object.__setattr__(event, "correlation_id", doc.get("correlation_id"))
+        return event
 
 
 _EVENT_FIELDS = dataclasses.fields(Event)

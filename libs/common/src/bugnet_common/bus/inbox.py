@@ -3,6 +3,11 @@
 Transient failures are nak'ed with a delay; a message that fails `max_deliver` times, or
 that is not an event at all, is parked (stored with its error and logged) and terminated.
 
+While an event's handler runs, the event's `correlation_id` (the request id of the request
+that caused it) is bound as the request id of the log lines, so a request can be followed from
+the gateway's access log through the api that took it to every worker that reacted; the events
+a handler emits carry the same id on (see `Event.correlation_id`).
+
 A fetched batch is applied in ONE transaction (`process_batch`): the inbox rows of the batch
 in one statement, each handler in a savepoint of its own, one commit, then the acks. A handler
 that fails rolls back its savepoint and its inbox row, so its message alone is nak'ed or parked
@@ -24,6 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from ..db import Database
+from ..logs import request_bound
 from .events import Event
 from .tables import BusTables
 
@@ -56,7 +62,8 @@ def process(db: Database, tables: BusTables, consumer: str, event: Event, handle
         ).first()
         if inserted is None:
             return False
-        handler(session=session, event=event)
+        with request_bound(event.correlation_id):
+            handler(session=session, event=event)
     return True
 
 
@@ -105,14 +112,16 @@ def _apply(db: Database, tables: BusTables, consumer: str, events: list[Event],
             fresh.discard(event.id)  # a second copy within the batch is a duplicate
             if not confined:
                 try:
-                    handler(session=session, event=event)
+                    with request_bound(event.correlation_id):
+                        handler(session=session, event=event)
                 except Exception as exc:
                     raise _HandlerFailed from exc
                 outcomes.append(Outcome("applied"))
                 continue
             savepoint = session.begin_nested()
             try:
-                handler(session=session, event=event)
+                with request_bound(event.correlation_id):
+                    handler(session=session, event=event)
                 savepoint.commit()
                 outcomes.append(Outcome("applied"))
             except Exception as exc:  # confined to this event; nak or park follows
@@ -184,6 +193,12 @@ async def handle_batch(db: Database, tables: BusTables, consumer: Consumer, msgs
 async def _refuse(db: Database, tables: BusTables, consumer: Consumer, msg: Any, event: Event,
                   outcome: Outcome) -> str:
     """Park a poison message, or one that failed its last delivery; nak the others."""
+    with request_bound(event.correlation_id):
+        return await _refuse_bound(db, tables, consumer, msg, event, outcome)
+
+
+async def _refuse_bound(db: Database, tables: BusTables, consumer: Consumer, msg: Any,
+                        event: Event, outcome: Outcome) -> str:
     exc = outcome.error
     delivered = getattr(msg.metadata, "num_delivered", 1) or 1
     if outcome.kind == "poison" or delivered >= consumer.max_deliver:

@@ -17,6 +17,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from .. import metrics
 from ..db import Database
 from .events import Event, utcnow
 from .tables import OUTBOX_CHANNEL, BusTables
@@ -74,8 +75,9 @@ class OutboxRelay:
     def __init__(self, db: Database, tables: BusTables, js: Any, *, batch: int = 500,
                  idle_seconds: float = 1.0, linger_seconds: float = 0.02,
                  publish_timeout: float = 5.0,
-                 keep_published_seconds: float = 24 * 3600) -> None:
+                 keep_published_seconds: float = 24 * 3600, service: str = "unknown") -> None:
         self.db = db
+        self.service = service  # the `service` label of the relay's metrics
         self.outbox = tables.outbox
         self.js = js
         self.batch = batch
@@ -173,4 +175,9 @@ class OutboxRelay:
                     last_error=f"{type(err).__name__}: {err}"[:500]))
             if len(sent_ids) < len(rows):
                 log.warning("outbox publish failed", extra={"failed": len(rows) - len(sent_ids)})
-            return len(sent_ids)
+        # Counted once committed: a row marked sent in a transaction that failed is sent again.
+        if sent_ids:
+            metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(sent_ids))
+        if len(sent_ids) < len(rows):
+            metrics.OUTBOX_PUBLISH_FAILED.labels(self.service).inc(len(rows) - len(sent_ids))
+        return len(sent_ids)

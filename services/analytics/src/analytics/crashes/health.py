@@ -14,22 +14,26 @@ denominator of adoption.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from flask import request
+from pydantic import BaseModel, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 from sqlmodel import Session
+from typing_extensions import TypedDict
 
-from bugnet_common import errors
 from bugnet_common.bus.events import isoformat, utcnow
+from bugnet_common.openapi import Date, Timestamp, Uuid
 from bugnet_common.versions import parse_version
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 365
+TOP = 10  # crash groups listed by default
+MAX_TOP = 100
 UNKNOWN_PLATFORM = "unknown"
 _CENT = Decimal("0.01")
 
@@ -62,36 +66,75 @@ def window(days: int = DEFAULT_DAYS, *, now: datetime | None = None) -> Window:
     return Window(days=days, today=(now or utcnow()).astimezone(UTC).date())
 
 
-def window_from_request(default: int = DEFAULT_DAYS) -> Window:
-    """The `days` query parameter as a window; 400 unless an integer in 1..MAX_DAYS."""
-    raw = request.args.get("days")
-    if raw is None or raw.strip() == "":
-        return window(default)
-    try:
-        days = int(raw)
-    except ValueError:
-        raise errors.ValidationFailed("'days' must be an integer",
-                                      details={"days": "must be an integer"}) from None
-    if not 1 <= days <= MAX_DAYS:
-        raise errors.ValidationFailed(f"'days' must be between 1 and {MAX_DAYS}",
-                                      details={"days": f"must be between 1 and {MAX_DAYS}"})
-    return window(days)
+def _int_param(default: int, lower: int, upper: int) -> Callable[[Any], int]:
+    """The parser of an integer query parameter: empty means `default`; a 400 naming the
+    parameter unless an integer in lower..upper."""
+    def parse(raw: Any) -> int:
+        if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+            return default
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise PydanticCustomError("int_parsing", "must be an integer") from None
+        if not lower <= value <= upper:
+            raise PydanticCustomError("range", f"must be between {lower} and {upper}")
+        return value
+
+    return parse
 
 
-def int_arg(name: str, default: int, lower: int, upper: int) -> int:
-    """An integer query parameter; 400 unless in lower..upper."""
-    raw = request.args.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise errors.ValidationFailed(f"'{name}' must be an integer",
-                                      details={name: "must be an integer"}) from None
-    if not lower <= value <= upper:
-        raise errors.ValidationFailed(f"'{name}' must be between {lower} and {upper}",
-                                      details={name: f"must be between {lower} and {upper}"})
-    return value
+# (The parser checks the bounds itself, with the messages above; Field documents them.)
+Days = Annotated[int, Field(ge=1, le=MAX_DAYS, description="The window: the last `days` UTC "
+                                                           "days, today included."),
+                 BeforeValidator(_int_param(DEFAULT_DAYS, 1, MAX_DAYS))]
+Top = Annotated[int, Field(ge=1, le=MAX_TOP, description="How many crash groups to list."),
+                BeforeValidator(_int_param(TOP, 1, MAX_TOP))]
+
+
+class WindowQuery(BaseModel):
+    """`?days=`: the window of an analytics query."""
+
+    days: Days = DEFAULT_DAYS
+
+
+class TopCrashesQuery(WindowQuery):
+    """`?days=&top=`: a window and how many of its crash groups to list."""
+
+    top: Top = TOP
+
+
+def window_of(query: WindowQuery) -> Window:
+    return window(query.days)
+
+
+Rate = Annotated[float | None, Field(description="Percent, two decimals; null when there is "
+                                                 "nothing to divide by.")]
+
+
+class CrashDayOut(TypedDict):
+    date: Date
+    sessions: int
+    crashed: int
+    crash_free_rate: Rate
+
+
+class PlatformHealthOut(TypedDict):
+    platform: Annotated[str, Field(description="Normalized platform name, or `unknown`.")]
+    sessions: int
+    crashed: int
+    crash_free_rate: Rate
+
+
+class CrashGroupOut(TypedDict):
+    fingerprint: str
+    bug_id: Uuid
+    title: str
+    occurrences: Annotated[int, Field(description="Reports in the window.")]
+    affected_players: Annotated[int, Field(description="Distinct known players in the window.")]
+    first_seen: Annotated[Timestamp, Field(description="The group's first report ever.")]
+    last_seen: Annotated[Timestamp, Field(description="The group's newest report ever.")]
+    versions: Annotated[list[str], Field(description="Versions of the window's reports, "
+                                                     "oldest first.")]
 
 
 def percent(numerator: int | float | Decimal, denominator: int | float | Decimal) -> float | None:
@@ -161,11 +204,11 @@ def previous_of(ordered_newest_first: list[str], version: str) -> str | None:
     return ordered_newest_first[i + 1] if i + 1 < len(ordered_newest_first) else None
 
 
-def daily_trend(win: Window, rows: Iterable[Any]) -> list[dict[str, Any]]:
+def daily_trend(win: Window, rows: Iterable[Any]) -> list[CrashDayOut]:
     """[{date, sessions, crashed, crash_free_rate}] for every day of the window, from rows
     (day, sessions, crashed)."""
     by_day = {r[0]: (int(r[1]), int(r[2])) for r in rows}
-    out = []
+    out: list[CrashDayOut] = []
     for day in win.dates():
         sessions, crashed = by_day.get(day, (0, 0))
         out.append({"date": day.isoformat(), "sessions": sessions, "crashed": crashed,
@@ -173,7 +216,7 @@ def daily_trend(win: Window, rows: Iterable[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def platform_split(rows: Iterable[Any]) -> list[dict[str, Any]]:
+def platform_split(rows: Iterable[Any]) -> list[PlatformHealthOut]:
     """[{platform, sessions, crashed, crash_free_rate}], most sessions first (then by name),
     from rows (platform, sessions, crashed)."""
     items = sorted(((platform_name(r[0]), int(r[1]), int(r[2])) for r in rows),
@@ -183,7 +226,7 @@ def platform_split(rows: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def top_signatures(session: Session, *, project_id: str, win: Window, limit: int,
-                   version: str | None = None) -> list[dict[str, Any]]:
+                   version: str | None = None) -> list[CrashGroupOut]:
     """The crash groups with the most reports in the window (optionally in one version):
     [{fingerprint, bug_id, title, occurrences, affected_players, first_seen, last_seen,
     versions}]. `occurrences`, `affected_players` (distinct known players) and `versions`
@@ -243,14 +286,14 @@ def top_signatures(session: Session, *, project_id: str, win: Window, limit: int
     for bug_id, name in version_rows:
         if version is None or name == version:
             versions.setdefault(bug_id, []).append(name)
-    out = []
+    out: list[CrashGroupOut] = []
     for bug_id, occurrences, newest in top:
         bug = bugs[bug_id]
         last_seen = max(newest, bug[4]) if bug[4] is not None else newest
         out.append({"fingerprint": bug[1], "bug_id": bug_id, "title": bug[2],
                     "occurrences": int(occurrences),
                     "affected_players": int(players.get(bug_id, 0)),
-                    "first_seen": iso(bug[3]), "last_seen": iso(last_seen),
+                    "first_seen": isoformat(bug[3]), "last_seen": isoformat(last_seen),
                     "versions": sorted(versions.get(bug_id, []),
                                        key=lambda v: release_key(v, None))})
     return out

@@ -7,20 +7,35 @@ Everything is read from the rollups (`session_daily`, `player_days`) and the cra
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
 import sqlalchemy as sa
+from pydantic import Field
 from sqlmodel import Session
+from typing_extensions import TypedDict
 
 from ..models import Project
 from . import health
-from .health import Window
+from .health import CrashDayOut, CrashGroupOut, PlatformHealthOut, Rate, Window
 
-TOP_SIGNATURES = 10
+TOP_SIGNATURES = health.TOP
+
+
+class CrashSummaryOut(TypedDict):
+    crash_free_rate: Rate
+    sessions: int
+    crashed_sessions: int
+    crash_free_users_rate: Rate
+    users: Annotated[int, Field(description="Distinct players in the window.")]
+    crashed_users: Annotated[int, Field(description="Players with a crashed session.")]
+    days: int
+    trend: list[CrashDayOut]
+    platforms: list[PlatformHealthOut]
+    top_signatures: list[CrashGroupOut]
 
 
 def crash_summary(*, session: Session, project: Project, win: Window,
-                  top: int = TOP_SIGNATURES) -> dict[str, Any]:
+                  top: int = TOP_SIGNATURES) -> CrashSummaryOut:
     """`GET …/analytics/crashes`: the crash figures of `project` over `win`."""
     params = {"project": project.id, "start": win.start, "today": win.today}
     days = session.execute(sa.text("""

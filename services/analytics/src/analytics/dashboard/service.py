@@ -11,10 +11,14 @@ longer counted).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
+from pydantic import Field
 from sqlmodel import Session
+from typing_extensions import TypedDict
+
+from bugnet_common.openapi import Date
 
 from ..crashes.health import Window
 from ..models import Project
@@ -24,6 +28,24 @@ PRIORITIES = ("low", "medium", "high", "critical")
 CATEGORIES = ("crash", "visual", "gameplay", "performance", "audio", "ui", "network", "other")
 
 
+class DashboardDayOut(TypedDict):
+    date: Date
+    opened: Annotated[int, Field(description="Bugs created that day.")]
+    resolved: Annotated[int, Field(description="Bugs whose current resolution is that day.")]
+
+
+Counts = Annotated[dict[str, int], Field(description="Every known value, zero included.")]
+
+
+class DashboardOut(TypedDict):
+    total: Annotated[int, Field(description="The project's bugs.")]
+    by_status: Counts
+    by_priority: Counts
+    by_category: Counts
+    days: int
+    trend: list[DashboardDayOut]
+
+
 def _counts(rows: Sequence[Any], known: tuple[str, ...], column: int) -> dict[str, int]:
     counts = dict.fromkeys(known, 0)
     for row in rows:
@@ -31,7 +53,7 @@ def _counts(rows: Sequence[Any], known: tuple[str, ...], column: int) -> dict[st
     return counts
 
 
-def dashboard(*, session: Session, project: Project, win: Window) -> dict[str, Any]:
+def dashboard(*, session: Session, project: Project, win: Window) -> DashboardOut:
     """`GET …/analytics`: the project's bug counts and the opened/resolved trend."""
     groups = session.execute(sa.text("""
         SELECT status, priority, category, count(*) FROM bugs WHERE project_id = :project

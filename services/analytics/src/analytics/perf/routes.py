@@ -9,18 +9,19 @@ from typing import Any
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from bugnet_common import web
+from bugnet_common import openapi, web
 
 from ..batching import Pending
 from ..ingest import PERF, init_app
-from ..sdk import SdkRequest
+from ..sdk import SdkRequest, declared
 from .schemas import PerfSnapshotIn
-from .service import snapshot_values
+from .service import SnapshotStoredOut, snapshot_values
 
 bp = Blueprint("perf", __name__, url_prefix="/api")
 bp.record_once(lambda state: init_app(state.app))
 
 
+@declared("perf.add_snapshot")
 def snapshot(req: SdkRequest) -> tuple[int, Any]:
     """Store one perf snapshot (201)."""
     key_hash, data = req.parse(PerfSnapshotIn)
@@ -33,6 +34,12 @@ FAST_ROUTES = {"/api/perf/snapshot": snapshot}
 
 
 @bp.post("/perf/snapshot")
+@openapi.operation(
+    "Send a performance snapshot", tag="SDK", auth="api_key", body=PerfSnapshotIn,
+    response=SnapshotStoredOut, status=201,
+    description="`custom_metrics` may be an object or a JSON-encoded object; a scene and its "
+                "load time found there (`scene`, `scene_load_ms`...) feed the scene load "
+                "times. `bug_report_id` attaches the snapshot to a bug.")
 def add_snapshot() -> ResponseReturnValue:
     status, data = snapshot(SdkRequest.from_flask())
     return web.ok(data, status)

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from bugnet_common import web
+
 Text50 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)]
 
 # Bounds that no real game reaches; past them a value is a client bug, refused with a 400.
@@ -59,6 +61,8 @@ class PerfSnapshotIn(BaseModel):
                 raise ValueError("must be a JSON object or a JSON-encoded object") from None
             if not isinstance(value, dict):
                 raise ValueError("must be a JSON object or a JSON-encoded object")
+        if (problem := web.find_unstorable(value)) is not None:
+            raise ValueError(f"{problem[0]} {problem[1]}")
         try:
             text = json.dumps(value, allow_nan=False)
         except ValueError:

@@ -11,6 +11,9 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
+from typing_extensions import TypedDict
+
+from bugnet_common.openapi import Timestamp, Uuid
 
 from ..batching import Pending
 from ..platforms import normalize_platform
@@ -24,6 +27,11 @@ SELECT id, project_id, created_at, day, game_version, platform, fps, frame_time_
 FROM json_populate_recordset(NULL::perf_snapshots, %s::json)
 ON CONFLICT (id) DO NOTHING
 """
+
+
+class SnapshotStoredOut(TypedDict):
+    id: Uuid
+    created_at: Timestamp
 
 
 def snapshot_values(data: PerfSnapshotIn) -> dict[str, Any]:
@@ -57,5 +65,6 @@ def write_snapshots(pg: psycopg.Connection[Any], batch: Sequence[Pending],
     pg.execute(INSERT_SNAPSHOTS, (json.dumps(rows, default=_plain, separators=(",", ":")),))
     pg.commit()
     for i, row in enumerate(rows):
-        out[i] = {"id": row["id"], "created_at": row["created_at"].isoformat().replace(
-            "+00:00", "Z")}
+        stored: SnapshotStoredOut = {
+            "id": row["id"], "created_at": row["created_at"].isoformat().replace("+00:00", "Z")}
+        out[i] = stored

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
+from pydantic import Field
 from sqlmodel import Session
+from typing_extensions import TypedDict
 
 from bugnet_common import errors
+from bugnet_common.bus.events import isoformat
+from bugnet_common.openapi import Timestamp, Uuid
 from bugnet_common.web import Page
 
 from ..crashes import health
@@ -29,17 +33,62 @@ from ..models import Bug, PerfSnapshot, Project
 METRICS = ("fps", "frame_time_ms", "memory_used_mb")
 
 
-def _stats(avg: Any, p50: Any, p95: Any) -> dict[str, float | None]:
+class StatsOut(TypedDict):
+    avg: float | None
+    p50: float | None
+    p95: float | None
+
+
+class PerfGroupOut(TypedDict):
+    version: Annotated[str | None, Field(description="null for snapshots without a version.")]
+    platform: Annotated[str, Field(description="Normalized platform name, or `unknown`.")]
+    count: Annotated[int, Field(description="Snapshots in the window.")]
+    fps: StatsOut
+    frame_time_ms: StatsOut
+    memory_used_mb: StatsOut
+
+
+class SceneLoadOut(TypedDict):
+    scene: str
+    count: int
+    avg_ms: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+class PerformanceOut(TypedDict):
+    days: int
+    versions: Annotated[list[PerfGroupOut], Field(
+        description="Per version and platform, newest version first.")]
+    scenes: Annotated[list[SceneLoadOut], Field(
+        description="Scene load times, most snapshots first.")]
+
+
+class PerfSnapshotOut(TypedDict):
+    id: Uuid
+    bug_id: Uuid | None
+    created_at: Timestamp
+    fps: float
+    frame_time_ms: float
+    memory_used_mb: float
+    platform: str | None
+    game_version: str | None
+    scene: str | None
+    scene_load_ms: float | None
+    custom_metrics: dict[str, Any]
+
+
+def _stats(avg: Any, p50: Any, p95: Any) -> StatsOut:
     return {"avg": health.two_decimals(avg), "p50": health.two_decimals(p50),
             "p95": health.two_decimals(p95)}
 
 
-def _version_sort(row: dict[str, Any], first_seen: datetime) -> tuple[Any, ...]:
+def _version_sort(row: PerfGroupOut, first_seen: datetime) -> tuple[Any, ...]:
     version = row["version"]
     return (0, ()) if version is None else (1, health.release_key(version, first_seen))
 
 
-def performance(*, session: Session, project: Project, win: Window) -> dict[str, Any]:
+def performance(*, session: Session, project: Project, win: Window) -> PerformanceOut:
     """`GET …/analytics/performance`: per version and platform, and scene load times."""
     params = {"project": project.id, "start": win.start_at, "end": win.end_at}
     # One sort per metric and group: both percentiles from one ordered-set aggregate.
@@ -51,13 +100,13 @@ def performance(*, session: Session, project: Project, win: Window) -> dict[str,
         FROM perf_snapshots
         WHERE project_id = :project AND created_at >= :start AND created_at < :end
         GROUP BY game_version, platform"""), params).all()
-    versions = []
+    versions: list[tuple[PerfGroupOut, datetime]] = []
     for r in rows:
-        item: dict[str, Any] = {"version": r[0] or None, "platform": health.platform_name(r[1]),
-                                "count": int(r[2])}
-        for i, metric in enumerate(METRICS):
-            avg, (p50, p95) = r[4 + 2 * i], r[5 + 2 * i]
-            item[metric] = _stats(avg, p50, p95)
+        fps, frame_time_ms, memory_used_mb = (
+            _stats(r[4 + 2 * i], *r[5 + 2 * i]) for i in range(len(METRICS)))
+        item: PerfGroupOut = {"version": r[0] or None, "platform": health.platform_name(r[1]),
+                              "count": int(r[2]), "fps": fps, "frame_time_ms": frame_time_ms,
+                              "memory_used_mb": memory_used_mb}
         versions.append((item, r[3]))
     versions.sort(key=lambda x: x[0]["platform"])
     versions.sort(key=lambda x: _version_sort(*x), reverse=True)
@@ -78,8 +127,8 @@ def performance(*, session: Session, project: Project, win: Window) -> dict[str,
     }
 
 
-def snapshot_out(s: PerfSnapshot) -> dict[str, Any]:
-    return {"id": s.id, "bug_id": s.bug_id, "created_at": health.iso(s.created_at),
+def snapshot_out(s: PerfSnapshot) -> PerfSnapshotOut:
+    return {"id": s.id, "bug_id": s.bug_id, "created_at": isoformat(s.created_at),
             "fps": s.fps, "frame_time_ms": s.frame_time_ms, "memory_used_mb": s.memory_used_mb,
             "platform": s.platform or None, "game_version": s.game_version or None,
             "scene": s.scene, "scene_load_ms": s.scene_load_ms,

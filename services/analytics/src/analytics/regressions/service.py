@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -35,13 +35,14 @@ from sqlmodel import Session
 
 from bugnet_common import errors
 from bugnet_common.bus import subjects
-from bugnet_common.bus.events import Event, RegressionDetected, payload, utcnow
+from bugnet_common.bus.events import Event, RegressionDetected, isoformat, payload, utcnow
 from bugnet_common.bus.outbox import add_event
 from bugnet_common.web import Page
 
 from ..crashes import health
 from ..models import BUS, Project
-from .models import STATUSES, Regression
+from .models import Regression
+from .schemas import RegressionKind, RegressionOut, RegressionStatus
 
 REGRESSIONS: sa.Table = Regression.__table__  # type: ignore[attr-defined]
 
@@ -51,11 +52,11 @@ FRAME_TIME_MIN_SNAPSHOTS = 50
 FRAME_TIME_WORSE = Decimal("1.2")  # p50 at least 20 % above the previous release's
 
 
-def regression_out(r: Regression) -> dict[str, Any]:
-    return {"id": r.id, "kind": r.kind, "version": r.version,
+def regression_out(r: Regression) -> RegressionOut:
+    return {"id": r.id, "kind": cast(RegressionKind, r.kind), "version": r.version,
             "previous_version": r.previous_version, "bug_id": r.bug_id, "details": r.details,
-            "status": r.status, "detected_at": health.iso(r.detected_at),
-            "updated_at": health.iso(r.updated_at)}
+            "status": cast(RegressionStatus, r.status), "detected_at": isoformat(r.detected_at),
+            "updated_at": isoformat(r.updated_at)}
 
 
 @dataclass(frozen=True)
@@ -164,16 +165,6 @@ def detect(*, session: Session, project: Project, now: datetime | None = None) -
                            now=now)) is not None]
     session.commit()
     return new
-
-
-def parse_status(raw: str | None) -> str | None:
-    if raw is None or raw == "":
-        return None
-    if raw not in STATUSES:
-        raise errors.ValidationFailed(
-            f"'status' must be one of {', '.join(STATUSES)}",
-            details={"status": f"must be one of {', '.join(STATUSES)}"})
-    return raw
 
 
 def list_regressions(*, session: Session, project: Project, status: str | None,

@@ -16,21 +16,54 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated
 
 import sqlalchemy as sa
+from pydantic import Field
 from sqlmodel import Session
+from typing_extensions import TypedDict
 
 from bugnet_common import errors
+from bugnet_common.bus.events import isoformat
+from bugnet_common.openapi import Timestamp
 from bugnet_common.web import Page
 
 from ..crashes import health
-from ..crashes.health import Window
+from ..crashes.health import CrashDayOut, CrashGroupOut, PlatformHealthOut, Rate, Window
 from ..models import Project
 from .models import BUGS_BY_VERSION
 
-TOP_CRASHES = 10
+TOP_CRASHES = health.TOP
 INDEXES = (BUGS_BY_VERSION,)  # bug_counts reads bugs by (project_id, game_version)
+
+
+class ReleaseOut(TypedDict):
+    version: str
+    sessions: Annotated[int, Field(description="Sessions started in the window.")]
+    crashed: int
+    crash_free_rate: Rate
+    adoption: Annotated[float | None, Field(
+        description="Share of all the window's sessions, percent with two decimals.")]
+    bugs: Annotated[int, Field(description="Bugs reported against this version (all time).")]
+    new_signatures: Annotated[int, Field(
+        description="Crash groups first reported in this version (all time).")]
+    first_seen: Timestamp
+    last_seen: Timestamp
+
+
+class ReleaseDeltaOut(TypedDict):
+    crash_free_rate: Annotated[float | None, Field(
+        description="This version's rate minus the previous one's, points.")]
+    sessions: int | None
+
+
+class ReleaseDetailOut(ReleaseOut):
+    days: int
+    trend: list[CrashDayOut]
+    platforms: list[PlatformHealthOut]
+    top_crashes: list[CrashGroupOut]
+    previous_version: str | None
+    delta: ReleaseDeltaOut
 
 
 @dataclass(frozen=True)
@@ -41,13 +74,13 @@ class Release:
     first_seen: datetime
     last_seen: datetime
 
-    def out(self, *, total: int, bugs: tuple[int, int]) -> dict[str, Any]:
+    def out(self, *, total: int, bugs: tuple[int, int]) -> ReleaseOut:
         return {"version": self.version, "sessions": self.sessions, "crashed": self.crashed,
                 "crash_free_rate": health.crash_free_rate(self.sessions, self.crashed),
                 "adoption": health.percent(self.sessions, total),
                 "bugs": bugs[0], "new_signatures": bugs[1],
-                "first_seen": health.iso(self.first_seen),
-                "last_seen": health.iso(self.last_seen)}
+                "first_seen": isoformat(self.first_seen),
+                "last_seen": isoformat(self.last_seen)}
 
 
 @dataclass(frozen=True)
@@ -87,7 +120,7 @@ def bug_counts(session: Session, *, project_id: str,
 
 
 def list_releases(*, session: Session, project: Project, win: Window,
-                  page: Page) -> tuple[list[dict[str, Any]], int]:
+                  page: Page) -> tuple[list[ReleaseOut], int]:
     """`GET …/analytics/releases`: releases with sessions in the window, newest first."""
     found = releases(session, project_id=project.id, win=win)
     active = [v for v in found.ordered if found.by_version[v].sessions > 0]
@@ -98,7 +131,7 @@ def list_releases(*, session: Session, project: Project, win: Window,
 
 
 def release_detail(*, session: Session, project: Project, version: str,
-                   win: Window, top: int = TOP_CRASHES) -> dict[str, Any]:
+                   win: Window, top: int = TOP_CRASHES) -> ReleaseDetailOut:
     """`GET …/analytics/releases/{version}`; 404 for a version the project never saw."""
     found = releases(session, project_id=project.id, win=win)
     counts = bug_counts(session, project_id=project.id, versions=[version])
@@ -128,14 +161,15 @@ def release_detail(*, session: Session, project: Project, version: str,
         GROUP BY platform"""), params).all()
     previous_version = health.previous_of(found.ordered, version)
     previous = found.by_version.get(previous_version) if previous_version else None
-    delta: dict[str, Any] = {"crash_free_rate": None, "sessions": None}
+    delta: ReleaseDeltaOut = {"crash_free_rate": None, "sessions": None}
     if previous is not None:
         now_rate = health.exact_crash_free_rate(release.sessions, release.crashed)
         before = health.exact_crash_free_rate(previous.sessions, previous.crashed)
         delta = {"crash_free_rate": None if now_rate is None or before is None
                  else health.two_decimals(now_rate - before),
                  "sessions": release.sessions - previous.sessions}
-    out.update({
+    return {
+        **out,
         "days": win.days,
         "trend": health.daily_trend(win, days),
         "platforms": health.platform_split(platforms),
@@ -143,5 +177,4 @@ def release_detail(*, session: Session, project: Project, version: str,
                                              limit=top, version=version),
         "previous_version": previous_version,
         "delta": delta,
-    })
-    return out
+    }

@@ -12,9 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session
+from typing_extensions import TypedDict
 
 from bugnet_common import errors
 from bugnet_common.bus.events import isoformat, utcnow
+from bugnet_common.openapi import Timestamp, Uuid
 
 from ..models import Bug, Project, SatisfactionRating
 from .schemas import SatisfactionIn
@@ -66,7 +68,16 @@ def rate_bug(*, session: Session, project: Project, data: SatisfactionIn,
                  created_at=row[1], replaced=bool(row[2]))
 
 
-def rated_out(rated: Rated) -> dict[str, Any]:
+class RatingOut(TypedDict):
+    id: Uuid
+    bug_id: Uuid
+    rating: int
+    comment: str | None
+    created_at: Timestamp
+    replaced: bool
+
+
+def rated_out(rated: Rated) -> RatingOut:
     return {"id": rated.id, "bug_id": rated.bug_id, "rating": rated.rating,
             "comment": rated.comment, "created_at": isoformat(rated.created_at),
             "replaced": rated.replaced}

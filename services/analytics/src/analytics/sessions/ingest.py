@@ -36,6 +36,7 @@ from bugnet_common import errors
 
 from ..batching import Pending
 from ..platforms import normalize_platform
+from .schemas import SessionEndedOut, SessionStartedOut
 
 WRITE_SESSIONS = """
 WITH input AS (
@@ -216,7 +217,7 @@ def _plain(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def answer(kind: str, token: str, crashed: bool) -> dict[str, Any]:
+def answer(kind: str, token: str, crashed: bool) -> SessionStartedOut | SessionEndedOut:
     if kind == "start":
         return {"session_token": token}
     return {"session_token": token, "crashed": crashed}

@@ -9,15 +9,16 @@ with `changes.labels` = {from: [names], to: [names]}.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
+from typing_extensions import TypedDict
 
 from bugnet_common import errors
 from bugnet_common.bus import events as ev
 from bugnet_common.bus import subjects
-from bugnet_common.bus.events import utcnow
+from bugnet_common.bus.events import isoformat, utcnow
+from bugnet_common.openapi import Timestamp, Uuid
 from bugnet_common.web import Page
 
 from ..access import Access
@@ -25,13 +26,21 @@ from ..events import emit, snapshot
 from ..models import Bug, BugLabel, Label, Project
 from ..reports.schemas import is_uuid
 from ..reports.service import find_bug, record
-from ..views import iso
 from .schemas import LabelIn, LabelPatch
 
 
-def label_out(label: Label) -> dict[str, Any]:
-    return {"id": label.id, "name": label.name, "color": label.color,
-            "created_at": iso(label.created_at)}
+class LabelOut(TypedDict):
+    """A project's label; `color` is `#rrggbb`."""
+
+    id: Uuid
+    name: str
+    color: str
+    created_at: Timestamp
+
+
+def label_out(label: Label) -> LabelOut:
+    return LabelOut(id=label.id, name=label.name, color=label.color,
+                    created_at=isoformat(label.created_at))
 
 
 def find_label(session: Session, project: Project, label_id: str) -> Label:

@@ -10,11 +10,11 @@ Updates are partial whether sent as PUT or PATCH.
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint
 from flask.typing import ResponseReturnValue
-from pydantic import ValidationError
+from typing_extensions import TypedDict
 
-from bugnet_common import web
+from bugnet_common import openapi, web
 
 from .. import context as ctx
 from . import service, views
@@ -26,8 +26,25 @@ from .schemas import (
     PublicBugIn,
     TrackerIn,
 )
+from .views import (
+    BrandingOut,
+    ChangelogOut,
+    PublicBugDetailOut,
+    PublicBugOut,
+    PublicChangelogOut,
+    PublicTrackerOut,
+    TrackerOut,
+)
 
 bp = Blueprint("public", __name__, url_prefix="/api")
+
+PUBLIC = ("Public: no token needed; a bearer token, when sent, must be valid. 404 unless the "
+          "project exists and its tracker is enabled.")
+
+
+class PublicVoteOut(TypedDict):
+    votes: int
+    voted: bool
 
 
 def _public(slug: str) -> service.PublicProject:
@@ -36,15 +53,14 @@ def _public(slug: str) -> service.PublicProject:
 
 
 def _filters() -> PublicBugFilters:
-    try:
-        return PublicBugFilters.model_validate(request.args.to_dict())
-    except ValidationError as exc:
-        raise web.validation_error(exc) from None
+    return web.query_args(PublicBugFilters)
 
 
 # ---- settings (members) ----------------------------------------------------------------------
 
 @bp.get("/projects/<slug>/tracker")
+@openapi.operation("Get the public tracker settings", tag="Public tracker", response=TrackerOut,
+                   description="Needs `settings.manage`.")
 def get_tracker(slug: str) -> ResponseReturnValue:
     access = ctx.access(slug, "settings.manage")
     return web.ok(views.tracker_out(service.get_tracker(session=ctx.session(),
@@ -52,6 +68,11 @@ def get_tracker(slug: str) -> ResponseReturnValue:
 
 
 @bp.route("/projects/<slug>/tracker", methods=["PUT", "PATCH"])
+@openapi.operation("Update the public tracker settings", tag="Public tracker", body=TrackerIn,
+                   response=TrackerOut,
+                   description="Needs `settings.manage`. Partial for PUT and PATCH alike; "
+                               "`null` clears the title or description. `enabled` is the "
+                               "project's `settings.public_tracker`.")
 def update_tracker(slug: str) -> ResponseReturnValue:
     access = ctx.access(slug, "settings.manage", for_update=True)
     data = web.json_body(TrackerIn)
@@ -60,6 +81,8 @@ def update_tracker(slug: str) -> ResponseReturnValue:
 
 
 @bp.get("/projects/<slug>/branding")
+@openapi.operation("Get the branding", tag="Public tracker", response=BrandingOut,
+                   description="Needs `settings.manage`.")
 def get_branding(slug: str) -> ResponseReturnValue:
     access = ctx.access(slug, "settings.manage")
     branding = service.get_branding(session=ctx.session(), project=access.project)
@@ -67,6 +90,10 @@ def get_branding(slug: str) -> ResponseReturnValue:
 
 
 @bp.route("/projects/<slug>/branding", methods=["PUT", "PATCH"])
+@openapi.operation("Update the branding", tag="Public tracker", body=BrandingIn,
+                   response=BrandingOut,
+                   description="Needs `settings.manage`. Partial for PUT and PATCH alike; "
+                               "`null` clears a value. Colors are `#rrggbb`.")
 def update_branding(slug: str) -> ResponseReturnValue:
     access = ctx.access(slug, "settings.manage")
     data = web.json_body(BrandingIn)
@@ -75,6 +102,9 @@ def update_branding(slug: str) -> ResponseReturnValue:
 
 
 @bp.get("/projects/<slug>/changelogs")
+@openapi.operation("List changelog entries", tag="Changelogs", response=ChangelogOut,
+                   paginated=True,
+                   description="Needs `changelogs.manage`. Drafts and published entries.")
 def list_changelogs(slug: str) -> ResponseReturnValue:
     access = ctx.access(slug, "changelogs.manage")
     page = web.page_from_request()
@@ -84,6 +114,10 @@ def list_changelogs(slug: str) -> ResponseReturnValue:
 
 
 @bp.post("/projects/<slug>/changelogs")
+@openapi.operation("Create a changelog entry", tag="Changelogs", body=ChangelogIn,
+                   response=ChangelogOut, status=201,
+                   description="Needs `changelogs.manage`. `bug_ids` name bugs of this "
+                               "project; `published` makes it visible on the public tracker.")
 def create_changelog(slug: str) -> ResponseReturnValue:
     access = ctx.access(slug, "changelogs.manage")
     data = web.json_body(ChangelogIn)
@@ -92,6 +126,8 @@ def create_changelog(slug: str) -> ResponseReturnValue:
 
 
 @bp.get("/projects/<slug>/changelogs/<changelog_id>")
+@openapi.operation("Get a changelog entry", tag="Changelogs", response=ChangelogOut,
+                   description="Needs `changelogs.manage`.")
 def get_changelog(slug: str, changelog_id: str) -> ResponseReturnValue:
     access = ctx.access(slug, "changelogs.manage")
     entry = service.get_changelog(session=ctx.session(), project=access.project,
@@ -100,6 +136,9 @@ def get_changelog(slug: str, changelog_id: str) -> ResponseReturnValue:
 
 
 @bp.route("/projects/<slug>/changelogs/<changelog_id>", methods=["PATCH", "PUT"])
+@openapi.operation("Update a changelog entry", tag="Changelogs", body=ChangelogPatch,
+                   response=ChangelogOut,
+                   description="Needs `changelogs.manage`. Only the fields sent change.")
 def update_changelog(slug: str, changelog_id: str) -> ResponseReturnValue:
     access = ctx.access(slug, "changelogs.manage")
     # 404 for an unknown entry before the body is judged.
@@ -112,6 +151,8 @@ def update_changelog(slug: str, changelog_id: str) -> ResponseReturnValue:
 
 
 @bp.delete("/projects/<slug>/changelogs/<changelog_id>")
+@openapi.operation("Delete a changelog entry", tag="Changelogs", response=ChangelogOut,
+                   description="Needs `changelogs.manage`. Answers the deleted entry.")
 def delete_changelog(slug: str, changelog_id: str) -> ResponseReturnValue:
     access = ctx.access(slug, "changelogs.manage")
     entry = service.get_changelog(session=ctx.session(), project=access.project,
@@ -125,12 +166,20 @@ def delete_changelog(slug: str, changelog_id: str) -> ResponseReturnValue:
 # ---- public (players) ------------------------------------------------------------------------
 
 @bp.get("/projects/<slug>/public/tracker")
+@openapi.operation("Get a public tracker", tag="Public tracker", response=PublicTrackerOut,
+                   description=PUBLIC + " Which controls the page offers.")
 def public_tracker(slug: str) -> ResponseReturnValue:
     where = _public(slug)
     return web.ok(views.public_tracker_out(where.project, where.tracker))
 
 
 @bp.get("/projects/<slug>/public/bugs")
+@openapi.operation("List public bugs", tag="Public tracker", query=PublicBugFilters,
+                   response=PublicBugOut, paginated=True,
+                   description=PUBLIC + " Only bugs marked public, with public fields only. "
+                               "`search` (400 when the tracker turns search off) ranks by "
+                               "relevance unless `sort` is given; `category` only on a tracker "
+                               "that shows categories.")
 def public_bugs(slug: str) -> ResponseReturnValue:
     where = _public(slug)
     filters, page = _filters(), web.page_from_request()
@@ -142,6 +191,8 @@ def public_bugs(slug: str) -> ResponseReturnValue:
 
 
 @bp.get("/projects/<slug>/public/bugs/<bug_id>")
+@openapi.operation("Get a public bug", tag="Public tracker", response=PublicBugDetailOut,
+                   description=PUBLIC + " With its non-internal comments.")
 def public_bug(slug: str, bug_id: str) -> ResponseReturnValue:
     where = _public(slug)
     bug = service.get_public_bug(session=ctx.session(), where=where, bug_id=bug_id)
@@ -150,15 +201,23 @@ def public_bug(slug: str, bug_id: str) -> ResponseReturnValue:
 
 
 @bp.post("/projects/<slug>/public/bugs/<bug_id>/vote")
+@openapi.operation("Vote for a public bug", tag="Public tracker", response=PublicVoteOut,
+                   errors=(403,),
+                   description=PUBLIC + " One vote per client (the signed-in user, else IP "
+                               "and user agent); a repeat changes nothing. 403 when voting is "
+                               "turned off. Takes no body.")
 def vote(slug: str, bug_id: str) -> ResponseReturnValue:
     # No body is read: clients send none, with or without a Content-Type.
     where = _public(slug)
     bug = service.vote(session=ctx.session(), where=where, bug_id=bug_id,
                        voter_key=ctx.client_key())
-    return web.ok({"votes": bug.votes, "voted": True})
+    return web.ok(PublicVoteOut(votes=bug.votes, voted=True))
 
 
 @bp.post("/projects/<slug>/public/bugs")
+@openapi.operation("Submit a bug as a player", tag="Public tracker", body=PublicBugIn,
+                   response=PublicBugOut, status=201, errors=(403,),
+                   description=PUBLIC + " 403 unless the tracker allows submissions.")
 def submit_bug(slug: str) -> ResponseReturnValue:
     where = _public(slug)
     service.ensure_submissions_open(where)
@@ -168,6 +227,9 @@ def submit_bug(slug: str) -> ResponseReturnValue:
 
 
 @bp.get("/projects/<slug>/public/changelogs")
+@openapi.operation("List published changelog entries", tag="Public tracker",
+                   response=PublicChangelogOut, paginated=True,
+                   description=PUBLIC + " Newest first.")
 def public_changelogs(slug: str) -> ResponseReturnValue:
     where = _public(slug)
     page = web.page_from_request()
@@ -177,6 +239,8 @@ def public_changelogs(slug: str) -> ResponseReturnValue:
 
 
 @bp.get("/projects/<slug>/public/branding")
+@openapi.operation("Get a public tracker's branding", tag="Public tracker",
+                   response=BrandingOut, description=PUBLIC)
 def public_branding(slug: str) -> ResponseReturnValue:
     where = _public(slug)
     branding = service.get_branding(session=ctx.session(), project=where.project)

@@ -141,7 +141,8 @@ class PublicBugIn(BaseModel):
 
 
 class PublicBugFilters(BaseModel):
-    """The query string of GET /projects/{slug}/public/bugs (page and limit read apart)."""
+    """The filters and sort of GET /projects/{slug}/public/bugs."""
+    # page and limit are read apart (web.page_from_request).
 
     model_config = ConfigDict(extra="ignore", strict=True)
 

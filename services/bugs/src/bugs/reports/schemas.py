@@ -49,7 +49,8 @@ class BugIn(BaseModel):
 
 class BugPatch(BaseModel):
     """The editable fields of a bug (PATCH or PUT). Only the fields sent change; `assignee`
-    sent as null unassigns, so callers read `model_fields_set`, not the None defaults."""
+    sent as null unassigns."""
+    # Callers read `model_fields_set`, not the None defaults.
 
     model_config = ConfigDict(extra="ignore", strict=True)
 
@@ -101,6 +102,36 @@ class SimilarIn(BaseModel):
 
     title: Title
     description: LongText = ""
+
+
+class BugListQuery(BaseModel):
+    """The filters and sort of GET /projects/{slug}/bugs."""
+    # Values are taken as text here and judged by `filters_from_args`, whose 400s name the
+    # parameter (page and limit are read apart).
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: str | None = Field(default=None, description=(
+        "Comma-separated statuses: " + ", ".join(STATUSES)))
+    priority: str | None = Field(default=None, description=(
+        "Comma-separated priorities: " + ", ".join(PRIORITIES)))
+    category: str | None = Field(default=None, description=(
+        "Comma-separated categories: " + ", ".join(CATEGORIES)))
+    assignee: str | None = Field(default=None, description="A user id, `me` or `none`.")
+    label: str | None = Field(default=None, description="A label id or name (at most 50 "
+                                                          "characters).")
+    platform: str | None = Field(default=None, description="At most 50 characters; "
+                                                             "case-insensitive.")
+    game_version: str | None = Field(default=None, description="At most 50 characters.")
+    search: str | None = Field(default=None, description=(
+        "Words matched in title, description, steps and comments (at most 200 characters); "
+        "results are ranked by relevance unless `sort` is given."))
+    sort: str | None = Field(default=None, description="One of: " + ", ".join(SORTS)
+                             + " (default newest).")
+
+    def args(self) -> dict[str, str]:
+        """The parameters sent, as `filters_from_args` reads them."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 def is_uuid(value: str) -> bool:

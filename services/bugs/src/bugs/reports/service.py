@@ -32,7 +32,7 @@ from ..access import Access, project_by_slug
 from ..enums import FIXED_STATUSES
 from ..events import emit, snapshot
 from ..models import Activity, Attachment, Bug, Comment, Member, Project, Tracker, UserRef, Vote
-from ..views import labels_by_bug, users_by_id
+from ..views import LabelBrief, labels_by_bug, users_by_id
 from . import search
 from .schemas import BugFilters, BugIn, BugPatch, BulkIn, CommentIn, is_uuid
 
@@ -115,7 +115,7 @@ def find_bug(session: Session, project: Project, bug_id: str, *, for_update: boo
 @dataclass(frozen=True)
 class BugDetail:
     bug: Bug
-    labels: list[dict[str, Any]]
+    labels: list[LabelBrief]
     comments: list[Comment]
     activity: list[Activity]
     attachments: list[Attachment]

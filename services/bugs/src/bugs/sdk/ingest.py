@@ -48,7 +48,7 @@ from sqlalchemy.dialects import postgresql
 from bugnet_common import errors
 from bugnet_common.bus import events as ev
 from bugnet_common.bus import subjects
-from bugnet_common.bus.events import Event, utcnow
+from bugnet_common.bus.events import Event, isoformat, utcnow
 from bugnet_common.db import Database
 from bugnet_common.groupcommit import BatchWriter, WriterPool
 
@@ -57,7 +57,7 @@ from ..reports.schemas import BugIn
 from ..views import iso
 from . import fingerprint as fp
 from .schemas import SdkReportIn
-from .service import apply_occurrence, player_key
+from .service import SubmittedReportOut, apply_occurrence, player_key
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Pending:
     bug_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     received_at: datetime = field(default_factory=utcnow)
     done: threading.Event = field(default_factory=threading.Event)
-    result: dict[str, Any] | None = None
+    result: SubmittedReportOut | None = None
     error: BaseException | None = None
 
     @classmethod
@@ -101,7 +101,7 @@ class Pending:
     def resolved(self) -> bool:
         return self.done.is_set()
 
-    def resolve(self, result: dict[str, Any] | None = None,
+    def resolve(self, result: SubmittedReportOut | None = None,
                 error: BaseException | None = None) -> None:
         self.result, self.error = result, error
         self.done.set()
@@ -165,16 +165,16 @@ def created_activity(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def submitted(bug: Mapping[str, Any], *, grouped: bool = False,
-              regressed: bool = False) -> dict[str, Any]:
+              regressed: bool = False) -> SubmittedReportOut:
     """What the submit answers, as `service.submitted_out` renders it (no screenshot)."""
-    return {
-        "id": bug["id"], "number": bug["number"], "title": bug["title"],
-        "status": bug["status"], "category": bug["category"], "priority": bug["priority"],
-        "source": bug["source"], "occurrences": bug["occurrences"], "grouped": grouped,
-        "is_regression": bug["is_regression"], "regressed": regressed,
-        "fingerprint": bug["fingerprint"], "created_at": iso(bug["created_at"]),
-        "last_seen_at": iso(bug["last_seen_at"]), "screenshot": None,
-    }
+    return SubmittedReportOut(
+        id=bug["id"], number=bug["number"], title=bug["title"],
+        status=bug["status"], category=bug["category"], priority=bug["priority"],
+        source=bug["source"], occurrences=bug["occurrences"], grouped=grouped,
+        is_regression=bug["is_regression"], regressed=regressed,
+        fingerprint=bug["fingerprint"], created_at=isoformat(bug["created_at"]),
+        last_seen_at=iso(bug["last_seen_at"]), screenshot=None,
+    )
 
 
 def _values(bug: Bug) -> dict[str, Any]:
@@ -287,7 +287,8 @@ class _Rows:
         self.events.append(created_event(row, slug, first_player))
 
 
-def write_batch(pg: psycopg.Connection[Any], batch: Sequence[Pending]) -> dict[int, dict[str, Any]]:
+def write_batch(pg: psycopg.Connection[Any],
+                batch: Sequence[Pending]) -> dict[int, SubmittedReportOut]:
     """Store `batch` (see the module's docstring). Returns the answer of each stored report by
     its index; the others' keys are unknown (or their project was deleted)."""
     plain: dict[str, list[int]] = defaultdict(list)
@@ -297,7 +298,7 @@ def write_batch(pg: psycopg.Connection[Any], batch: Sequence[Pending]) -> dict[i
     projects = draw_numbers(pg, {h: len(plain.get(h, ())) for h in {*plain, *crashes}})
 
     rows = _Rows()
-    answers: dict[int, dict[str, Any]] = {}
+    answers: dict[int, SubmittedReportOut] = {}
     for key_hash, indexes in plain.items():
         project = projects.get(key_hash)
         if project is None:
@@ -330,7 +331,7 @@ def write_batch(pg: psycopg.Connection[Any], batch: Sequence[Pending]) -> dict[i
 
 def _group_crashes(pg: psycopg.Connection[Any], batch: Sequence[Pending],
                    crashes: Mapping[str, list[int]], projects: Mapping[str, KeyProject],
-                   rows: _Rows, answers: dict[int, dict[str, Any]]) -> None:
+                   rows: _Rows, answers: dict[int, SubmittedReportOut]) -> None:
     """Each crash becomes an occurrence of its bug, or the first report of a new one (then the
     next reports of it in the batch are its occurrences), as `service.submit_report` does."""
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -416,7 +417,7 @@ class Ingestor:
             writers=writers, name="bugs-sdk-ingest")
 
     def submit(self, db: Database, key_hash: str, data: BugIn,
-               timeout: float = WAIT_SECONDS) -> dict[str, Any]:
+               timeout: float = WAIT_SECONDS) -> SubmittedReportOut:
         """Store one report; returns the submit's answer once its transaction committed."""
         item = Pending.of(key_hash, data)
         self.pool.put(db, item)

@@ -8,12 +8,13 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException
 
-from bugnet_common import errors, web
+from bugnet_common import errors, openapi, web
 
 from .. import access
 from .. import context as ctx
 from . import ingest, service
-from .schemas import SdkReportIn
+from .schemas import ReplayForm, SdkReportIn
+from .service import ClientSettingsOut, StoredAttachmentOut, SubmittedReportOut
 from .storage import init_app, storage
 
 bp = Blueprint("sdk", __name__, url_prefix="/api")
@@ -30,15 +31,27 @@ def ingestor() -> ingest.Ingestor:
 
 
 @bp.get("/bugs/settings")
+@openapi.operation("Get the SDK settings", tag="SDK", response=ClientSettingsOut, auth="api_key",
+                   description="What a game client asks at start-up: which captures the studio "
+                               "switched on. The project is the one of the API key.")
 def client_settings() -> ResponseReturnValue:
     return web.ok(service.client_settings(ctx.sdk_project()))
 
 
 @bp.post("/bugs/submit")
+@openapi.operation(
+    "Submit a bug report", tag="SDK", body=SdkReportIn, response=SubmittedReportOut,
+    status=201, auth="api_key",
+    description="What game clients send. `steps_to_reproduce` and `steps` are one field; an "
+                "empty string in an optional field means not given. `screenshot` is a "
+                "`data:image/png;base64,...` URI (or bare base64), stored as an attachment. A "
+                "crash (category `crash` or a title beginning `[Error]`) with the fingerprint "
+                "of an existing bug adds an occurrence to it and answers that bug's `id`; a "
+                "fixed bug hit from a newer `game_version` is reopened as a regression.")
 def submit_report() -> ResponseReturnValue:
     key_hash = access.api_key_hash(ctx.sdk_key())  # 401 for a missing or malformed key
     try:
-        data = web.json_body(SdkReportIn)
+        data = web.json_body(SdkReportIn, keep_unstorable=True)  # cleaned by SdkReportIn
     except (errors.ApiError, HTTPException):
         ctx.sdk_project()  # an unknown key is a 401 before any complaint about the body
         raise
@@ -53,6 +66,10 @@ def submit_report() -> ResponseReturnValue:
 
 
 @bp.post("/session-replays")
+@openapi.operation("Upload a session replay", tag="SDK", form=ReplayForm,
+                   response=StoredAttachmentOut, status=201, auth="api_key",
+                   description="Attaches a replay (a GIF or a JSON event list) to a bug of the "
+                               "key's project.")
 def upload_replay() -> ResponseReturnValue:
     project = ctx.sdk_project()
     form, upload = _replay_form(ctx.settings().max_replay_bytes)
@@ -72,6 +89,7 @@ def _replay_form(max_bytes: int) -> tuple[dict[str, str], tuple[bytes, str | Non
     form, files = request.form, request.files
     if not form and not files:
         raise errors.BadRequest("Malformed or empty multipart body")
+    web.reject_nul(form)
     fields = {name: form[name] for name in ("bug_report_id", "duration_sec", "metadata")
               if name in form}
     if not fields.get("bug_report_id", "").strip():
@@ -92,6 +110,11 @@ def _replay_form(max_bytes: int) -> tuple[dict[str, str], tuple[bytes, str | Non
 
 
 @bp.get("/projects/<slug>/bugs/<bug_id>/attachments/<attachment_id>")
+@openapi.operation("Download an attachment", tag="Bugs", response=bytes, envelope=False,
+                   media_type="application/octet-stream",
+                   description="Needs `bugs.view`. The attachment's bytes as stored (a "
+                               "screenshot or a replay), with its own `Content-Type`, not the "
+                               "JSON envelope.")
 def download_attachment(slug: str, bug_id: str, attachment_id: str) -> ResponseReturnValue:
     access = ctx.access(slug, "bugs.view")
     attachment, chunks = service.open_attachment(

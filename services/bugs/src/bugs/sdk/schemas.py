@@ -87,6 +87,20 @@ class SdkReportIn(BaseModel):
             reporter_steam_id=self.steam_id or None)
 
 
+class ReplayForm(BaseModel):
+    """The parts of POST /api/session-replays (multipart/form-data)."""
+    # Documentation only: the route reads the parts itself (`routes._replay_form`) to read the
+    # file no further than its size limit.
+
+    bug_report_id: str = Field(description="The id of the bug the replay belongs to (the "
+                                           "`id` a submit answered).")
+    duration_sec: float | None = Field(default=None, ge=0,
+                                       description="The replay's length in seconds.")
+    metadata: str | None = Field(default=None, description="A JSON object, as text.")
+    file: bytes = Field(description="The replay: a GIF or a JSON list of events.",
+                        json_schema_extra={"format": "binary"})
+
+
 def _storable(text: str) -> str:
     """`text` as PostgreSQL can store it: without NUL characters (text columns refuse them)
     and without lone surrogates (not encodable as UTF-8), which crash logs sometimes carry."""

@@ -24,18 +24,20 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
+from typing_extensions import TypedDict
 
-from bugnet_common import errors
+from bugnet_common import errors, web
 from bugnet_common.bus import events as ev
 from bugnet_common.bus import subjects
-from bugnet_common.bus.events import utcnow
+from bugnet_common.bus.events import isoformat, utcnow
+from bugnet_common.openapi import Timestamp, Uuid
 from bugnet_common.versions import is_newer, newest, version_key
 
-from ..enums import FIXED_STATUSES
+from ..enums import FIXED_STATUSES, Category, Priority, Source, Status
 from ..events import emit, snapshot
 from ..models import Activity, Attachment, Bug, Occurrence, Project
 from ..reports import views as reports_views
@@ -61,10 +63,48 @@ _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/=]")
 
 # ---- settings -------------------------------------------------------------------------------
 
-def client_settings(project: Project) -> dict[str, bool]:
+class ClientSettingsOut(TypedDict):
+    """Which captures the studio switched on."""
+
+    screenshot_capture: bool
+    session_capture: bool
+    auto_file_errors: bool
+
+
+def client_settings(project: Project) -> ClientSettingsOut:
     """What an SDK asks at start-up: which captures the studio switched on."""
     current = project_settings(project)
-    return {name: bool(current[name]) for name in CLIENT_SETTINGS}
+    return ClientSettingsOut(screenshot_capture=bool(current["screenshot_capture"]),
+                             session_capture=bool(current["session_capture"]),
+                             auto_file_errors=bool(current["auto_file_errors"]))
+
+
+class StoredAttachmentOut(reports_views.AttachmentOut):
+    """An attachment just stored, with the bug it belongs to and its metadata."""
+
+    bug_id: Uuid | None
+    metadata: dict[str, Any]
+
+
+class SubmittedReportOut(TypedDict):
+    """What a submit answers: SDKs read `id`; `grouped` says it was an occurrence of an
+    existing crash, `regressed` that this occurrence reopened a fixed one."""
+
+    id: Uuid
+    number: int
+    title: str
+    status: Status
+    category: Category
+    priority: Priority
+    source: Source
+    occurrences: int
+    grouped: bool
+    is_regression: bool
+    regressed: bool
+    fingerprint: str | None
+    created_at: Timestamp
+    last_seen_at: Timestamp | None
+    screenshot: StoredAttachmentOut | None
 
 
 # ---- files ----------------------------------------------------------------------------------
@@ -141,10 +181,10 @@ def replay_upload(data: bytes) -> Upload:
     return Upload(data=data, content_type="application/json", extension=".json")
 
 
-def attachment_out(attachment: Attachment, project: Project) -> dict[str, Any]:
+def attachment_out(attachment: Attachment, project: Project) -> StoredAttachmentOut:
     """An attachment as the bug detail shows it, plus the bug it belongs to and its metadata."""
-    return {**reports_views.attachment_out(attachment, project), "bug_id": attachment.bug_id,
-            "metadata": attachment.meta}
+    return StoredAttachmentOut(**reports_views.attachment_out(attachment, project),
+                               bug_id=attachment.bug_id, metadata=attachment.meta)
 
 
 @contextlib.contextmanager
@@ -327,18 +367,19 @@ def submit_report(*, session: Session, project: Project, data: SdkReportIn,
                      screenshot=screenshot)
 
 
-def submitted_out(result: Submitted, project: Project) -> dict[str, Any]:
+def submitted_out(result: Submitted, project: Project) -> SubmittedReportOut:
     """What the submit answers: SDKs read `id`; the rest tells a human what happened."""
     bug = result.bug
-    return {
-        "id": bug.id, "number": bug.number, "title": bug.title, "status": bug.status,
-        "category": bug.category, "priority": bug.priority, "source": bug.source,
-        "occurrences": bug.occurrences, "grouped": result.grouped,
-        "is_regression": bug.is_regression, "regressed": result.regressed,
-        "fingerprint": bug.fingerprint, "created_at": iso(bug.created_at),
-        "last_seen_at": iso(bug.last_seen_at),
-        "screenshot": attachment_out(result.screenshot, project) if result.screenshot else None,
-    }
+    return SubmittedReportOut(
+        id=bug.id, number=bug.number, title=bug.title, status=cast(Status, bug.status),
+        category=cast(Category, bug.category), priority=cast(Priority, bug.priority),
+        source=cast(Source, bug.source),
+        occurrences=bug.occurrences, grouped=result.grouped,
+        is_regression=bug.is_regression, regressed=result.regressed,
+        fingerprint=bug.fingerprint, created_at=isoformat(bug.created_at),
+        last_seen_at=iso(bug.last_seen_at),
+        screenshot=attachment_out(result.screenshot, project) if result.screenshot else None,
+    )
 
 
 # ---- session replays ------------------------------------------------------------------------
@@ -366,6 +407,8 @@ def parse_metadata(raw: str | None) -> dict[str, Any]:
         raise _bad("metadata", "must be JSON text") from None
     if not isinstance(value, dict):
         raise _bad("metadata", "must be a JSON object")
+    if (problem := web.find_unstorable(value)) is not None:
+        raise _bad("metadata", f"{problem[0]} {problem[1]}")
     try:
         # jsonb refuses NaN/Infinity, NUL characters and lone surrogates; so does this.
         stored = json.dumps(value, ensure_ascii=False, allow_nan=False)

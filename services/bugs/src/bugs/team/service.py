@@ -25,24 +25,27 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, cast
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
+from typing_extensions import TypedDict
 
 from bugnet_common import errors
 from bugnet_common.auth import Principal
 from bugnet_common.bus import events as ev
 from bugnet_common.bus import subjects
-from bugnet_common.bus.events import utcnow
+from bugnet_common.bus.events import isoformat, utcnow
+from bugnet_common.openapi import Timestamp, Uuid
 from bugnet_common.web import Page
 
-from ..access import PERMISSIONS, ROLE_DEFAULTS, ROLES, Access, effective_permissions, overrides_of
+from ..access import PERMISSIONS, ROLE_DEFAULTS, Access, effective_permissions, overrides_of
+from ..enums import Role
 from ..events import emit
 from ..models import Invitation, Member, PermissionOverride, Project, UserRef
 from ..projects.service import ensure_user
 from ..settings import BugsSettings
-from ..views import DELETED_USER, iso, user_brief, users_by_id
+from ..views import DELETED_USER, UserBrief, iso, user_brief, users_by_id
 from . import mail
 from .schemas import InvitationIn
 
@@ -70,25 +73,75 @@ def ordered(perms: Iterable[str]) -> list[str]:
     return [p for p in PERMISSIONS if p in wanted]
 
 
-def member_out(member: Member, user: UserRef | None) -> dict[str, Any]:
+class MemberOut(TypedDict):
+    """A member of a project. A deleted account reads "Deleted user", without email; one not
+    known to this service yet has no name or email."""
+
+    user_id: Uuid
+    email: str | None
+    display_name: str | None
+    avatar: str | None
+    role: Role
+    joined_at: Timestamp
+
+
+InvitedRole = Literal["admin", "member"]
+
+
+class InvitationOut(TypedDict):
+    """An invitation to join a project (it expires after 7 days and is single use)."""
+
+    id: Uuid
+    email: str
+    role: InvitedRole
+    invited_by: UserBrief | None
+    created_at: Timestamp
+    expires_at: Timestamp
+    accepted_at: Timestamp | None
+    revoked_at: Timestamp | None
+
+
+class RoleDefaultsOut(TypedDict):
+    owner: list[str]
+    admin: list[str]
+    member: list[str]
+
+
+class PermissionMatrixOut(TypedDict):
+    """Every permission name, and each role's default permissions."""
+
+    permissions: list[str]
+    roles: RoleDefaultsOut
+
+
+class MemberPermissionsOut(TypedDict):
+    """A member's role, effective permissions and overrides (name: granted or denied)."""
+
+    user_id: Uuid
+    role: Role
+    permissions: list[str]
+    overrides: dict[str, bool]
+
+
+def member_out(member: Member, user: UserRef | None) -> MemberOut:
     deleted = user is not None and user.deleted
-    return {
-        "user_id": member.user_id,
-        "email": None if user is None or deleted else user.email,
-        "display_name": DELETED_USER if deleted else (user.display_name if user else None),
-        "avatar": None if user is None or deleted else user.avatar,
-        "role": member.role,
-        "joined_at": iso(member.joined_at),
-    }
+    return MemberOut(
+        user_id=member.user_id,
+        email=None if user is None or deleted else user.email,
+        display_name=DELETED_USER if deleted else (user.display_name if user else None),
+        avatar=None if user is None or deleted else user.avatar,
+        role=cast(Role, member.role),
+        joined_at=isoformat(member.joined_at),
+    )
 
 
-def invitation_out(inv: Invitation, users: dict[str, UserRef]) -> dict[str, Any]:
-    return {
-        "id": inv.id, "email": inv.email, "role": inv.role,
-        "invited_by": user_brief(inv.invited_by, users),
-        "created_at": iso(inv.created_at), "expires_at": iso(inv.expires_at),
-        "accepted_at": iso(inv.accepted_at), "revoked_at": iso(inv.revoked_at),
-    }
+def invitation_out(inv: Invitation, users: dict[str, UserRef]) -> InvitationOut:
+    return InvitationOut(
+        id=inv.id, email=inv.email, role=cast(InvitedRole, inv.role),
+        invited_by=user_brief(inv.invited_by, users),
+        created_at=isoformat(inv.created_at), expires_at=isoformat(inv.expires_at),
+        accepted_at=iso(inv.accepted_at), revoked_at=iso(inv.revoked_at),
+    )
 
 
 # ---- staging helpers (no commit) ------------------------------------------------------------
@@ -189,7 +242,7 @@ def list_members(*, session: Session, project: Project,
     return [(m, u) for m, u in rows], int(total)
 
 
-def member_with_user(session: Session, member: Member) -> dict[str, Any]:
+def member_with_user(session: Session, member: Member) -> MemberOut:
     return member_out(member, session.get(UserRef, member.user_id))
 
 
@@ -349,18 +402,23 @@ def accept_invitation(*, session: Session, principal: Principal,
 
 # ---- permissions ----------------------------------------------------------------------------
 
-def permission_matrix() -> dict[str, Any]:
-    return {"permissions": list(PERMISSIONS),
-            "roles": {role: ordered(ROLE_DEFAULTS[role]) for role in ROLES}}
+def permission_matrix() -> PermissionMatrixOut:
+    return PermissionMatrixOut(
+        permissions=list(PERMISSIONS),
+        roles=RoleDefaultsOut(owner=ordered(ROLE_DEFAULTS["owner"]),
+                              admin=ordered(ROLE_DEFAULTS["admin"]),
+                              member=ordered(ROLE_DEFAULTS["member"])))
 
 
-def member_permissions(*, session: Session, project: Project, user_id: str) -> dict[str, Any]:
+def member_permissions(*, session: Session, project: Project,
+                       user_id: str) -> MemberPermissionsOut:
     """A member's role, effective permissions and overrides."""
     member = _member(session, project, user_id)
     overrides = overrides_of(session, project.id, member.user_id)
-    return {"user_id": member.user_id, "role": member.role,
-            "permissions": ordered(effective_permissions(member.role, overrides)),
-            "overrides": {p: overrides[p] for p in ordered(overrides)}}
+    return MemberPermissionsOut(
+        user_id=member.user_id, role=cast(Role, member.role),
+        permissions=ordered(effective_permissions(member.role, overrides)),
+        overrides={p: overrides[p] for p in ordered(overrides)})
 
 
 def _editable(session: Session, access: Access, user_id: str) -> Member:
@@ -374,7 +432,7 @@ def _editable(session: Session, access: Access, user_id: str) -> Member:
 
 
 def set_overrides(*, session: Session, access: Access, user_id: str,
-                  overrides: dict[str, bool]) -> dict[str, Any]:
+                  overrides: dict[str, bool]) -> MemberPermissionsOut:
     """Replace a member's overrides (grants and denials on top of the role)."""
     member = _editable(session, access, user_id)
     _check_rank(access, target_role=member.role)
@@ -392,7 +450,7 @@ def set_overrides(*, session: Session, access: Access, user_id: str,
     return member_permissions(session=session, project=access.project, user_id=user_id)
 
 
-def reset_overrides(*, session: Session, access: Access, user_id: str) -> dict[str, Any]:
+def reset_overrides(*, session: Session, access: Access, user_id: str) -> MemberPermissionsOut:
     """Drop a member's overrides: back to the role's defaults."""
     member = _member(session, access.project, user_id)
     if member.role != "owner" and overrides_of(session, member.project_id, member.user_id):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from bugnet_common import web
+from bugnet_common import openapi, web
 
 from .. import context as ctx
 from . import service
@@ -13,9 +13,12 @@ from .schemas import AlertIn, AlertPatch
 
 bp = Blueprint("alerts", __name__, url_prefix="/api")
 PERMISSION = "integrations.manage"
+NEEDS = "Needs the integrations.manage permission."
 
 
 @bp.get("/projects/<slug>/alerts")
+@openapi.operation("List alert rules", tag="Alerts", response=service.AlertOut,
+                   paginated=True, description=NEEDS)
 def list_alerts(slug: str) -> ResponseReturnValue:
     access = ctx.access(slug, PERMISSION)
     page = web.page_from_request()
@@ -24,6 +27,14 @@ def list_alerts(slug: str) -> ResponseReturnValue:
 
 
 @bp.post("/projects/<slug>/alerts")
+@openapi.operation(
+    "Create an alert rule", tag="Alerts", body=AlertIn, response=service.AlertOut, status=201,
+    errors=(409,),
+    description="`threshold` depends on the condition: a count for new_bug, "
+                "new_crash_signature and crash_spike (default 1), a crash-free rate in percent "
+                "for crash_free_below (required), null for regression_detected. A rule fires "
+                "at most once per `window_minutes`. 409 when the project has 100 rules. "
+                + NEEDS)
 def create_alert(slug: str) -> ResponseReturnValue:
     access = ctx.access(slug, PERMISSION)
     data = web.json_body(AlertIn)
@@ -33,12 +44,19 @@ def create_alert(slug: str) -> ResponseReturnValue:
 
 
 @bp.get("/projects/<slug>/alerts/<alert_id>")
+@openapi.operation("Get an alert rule", tag="Alerts", response=service.AlertOut,
+                   description=NEEDS)
 def get_alert(slug: str, alert_id: str) -> ResponseReturnValue:
     access = ctx.access(slug, PERMISSION)
     return web.ok(service.alert_out(service.find_rule(ctx.session(), access.project, alert_id)))
 
 
 @bp.route("/projects/<slug>/alerts/<alert_id>", methods=["PATCH", "PUT"])
+@openapi.operation(
+    "Update an alert rule", tag="Alerts", body=AlertPatch, response=service.AlertOut,
+    description="Only the fields sent change; the threshold and filters must fit the "
+                "(new) condition. Changing the condition or filters restarts the counting. "
+                + NEEDS)
 def update_alert(slug: str, alert_id: str) -> ResponseReturnValue:
     access = ctx.access(slug, PERMISSION)
     data = web.json_body(AlertPatch)
@@ -48,6 +66,8 @@ def update_alert(slug: str, alert_id: str) -> ResponseReturnValue:
 
 
 @bp.delete("/projects/<slug>/alerts/<alert_id>")
+@openapi.operation("Delete an alert rule", tag="Alerts", response=service.AlertOut,
+                   description="Answers the deleted rule. " + NEEDS)
 def delete_alert(slug: str, alert_id: str) -> ResponseReturnValue:
     access = ctx.access(slug, PERMISSION)
     rule = service.delete_alert(session=ctx.session(), project=access.project,
@@ -56,6 +76,9 @@ def delete_alert(slug: str, alert_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/projects/<slug>/alerts/<alert_id>/firings")
+@openapi.operation("List an alert rule's firings", tag="Alerts",
+                   response=service.AlertFiringOut, paginated=True,
+                   description="Each time the rule fired, newest first. " + NEEDS)
 def list_firings(slug: str, alert_id: str) -> ResponseReturnValue:
     access = ctx.access(slug, PERMISSION)
     page = web.page_from_request()

@@ -54,7 +54,9 @@ def _listify(value: Any) -> Any:
 
 
 def _unique(value: Any) -> Any:
-    if isinstance(value, list):
+    # Only a list of strings is de-duplicated; anything else is left for validation to refuse
+    # (a list of objects is unhashable: de-duplicating it would be a 500, not a 400).
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(dict.fromkeys(value))
     return value
 

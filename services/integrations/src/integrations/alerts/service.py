@@ -9,19 +9,30 @@ are dropped) but not its cooldown.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any, cast
 
 import sqlalchemy as sa
+from pydantic import Field
 from sqlmodel import Session, col, func, select
+from typing_extensions import TypedDict
 
 from bugnet_common import errors
 from bugnet_common.bus.events import utcnow
+from bugnet_common.openapi import Timestamp, Uuid
 from bugnet_common.web import Page
 
 from ..models import ProjectRef
 from ..views import iso
 from .models import AlertFiring, AlertObservation, AlertRule
-from .schemas import THRESHOLDS, AlertIn, AlertPatch, checked_filters, checked_threshold
+from .schemas import (
+    THRESHOLDS,
+    AlertIn,
+    AlertPatch,
+    Channel,
+    Condition,
+    checked_filters,
+    checked_threshold,
+)
 
 MAX_RULES = 100
 OBSERVATIONS = AlertObservation.__table__  # type: ignore[attr-defined]
@@ -37,20 +48,54 @@ def shown_number(condition: str, number: float | None) -> float | int | None:
     return round(number, 2)
 
 
-def alert_out(rule: AlertRule) -> dict[str, Any]:
-    return {"id": rule.id, "name": rule.name, "condition": rule.condition,
+class AlertOut(TypedDict):
+    id: Uuid
+    name: str
+    condition: Condition
+    threshold: Annotated[float | None, Field(description=(
+        "A count (integer), or a crash-free rate in percent for crash_free_below; null for "
+        "regression_detected."))]
+    window_minutes: int
+    channels: list[Channel]
+    filters: Annotated[dict[str, list[str]], Field(
+        description="`priority`, `category` (new bugs) or `kind` (regressions) -> values.")]
+    enabled: bool
+    created_by: Uuid | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    last_fired_at: Timestamp | None
+
+
+class AlertFiringOut(TypedDict):
+    id: Uuid
+    alert_id: Uuid
+    condition: Condition
+    threshold: float | None
+    value: Annotated[float | None, Field(description="What was measured.")]
+    details: Annotated[dict[str, Any], Field(
+        description="What fired it (the bug, the spike, the rate, the regression).")]
+    channels: Annotated[list[Channel], Field(description="Where it was sent.")]
+    suppressed: Annotated[int, Field(description=(
+        "Signals that matched during the cooldown after it (not alerted again)."))]
+    triggered_at: Timestamp
+
+
+def alert_out(rule: AlertRule) -> AlertOut:
+    return {"id": rule.id, "name": rule.name, "condition": cast(Condition, rule.condition),
             "threshold": shown_number(rule.condition, rule.threshold),
-            "window_minutes": rule.window_minutes, "channels": list(rule.channels),
+            "window_minutes": rule.window_minutes,
+            "channels": cast(list[Channel], list(rule.channels)),
             "filters": dict(rule.filters), "enabled": rule.enabled,
             "created_by": rule.created_by, "created_at": iso(rule.created_at),
             "updated_at": iso(rule.updated_at), "last_fired_at": iso(rule.last_fired_at)}
 
 
-def firing_out(firing: AlertFiring) -> dict[str, Any]:
-    return {"id": firing.id, "alert_id": firing.alert_id, "condition": firing.condition,
+def firing_out(firing: AlertFiring) -> AlertFiringOut:
+    return {"id": firing.id, "alert_id": firing.alert_id,
+            "condition": cast(Condition, firing.condition),
             "threshold": shown_number(firing.condition, firing.threshold),
             "value": shown_number(firing.condition, firing.value),
-            "details": firing.details, "channels": list(firing.channels),
+            "details": firing.details, "channels": cast(list[Channel], list(firing.channels)),
             "suppressed": firing.suppressed, "triggered_at": iso(firing.triggered_at)}
 
 

@@ -36,6 +36,8 @@ from sqlmodel import col, select
 
 from bugnet_common.bus.events import utcnow
 from bugnet_common.db import Database
+from bugnet_common.logs import bind_request, request_bound
+from bugnet_common.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_RETRIES
 
 from ..dispatch import NOTIFY_CHANNEL
 from ..models import Delivery
@@ -73,7 +75,8 @@ FROM picked WHERE deliveries.id = picked.id
   AND deliveries.status = 'pending' AND (deliveries.lease_until IS NULL OR deliveries.lease_until < now())
 RETURNING deliveries.id, deliveries.channel, deliveries.event, deliveries.body,
           deliveries.target_key, deliveries.lease_until, picked.hook_url, picked.hook_secret,
-          picked.hook_enabled, picked.discord_url, picked.discord_enabled
+          picked.hook_enabled, picked.discord_url, picked.discord_enabled, deliveries.request_id,
+          deliveries.attempts
 """)
 RECORD_BATCH = 500
 
@@ -87,17 +90,19 @@ class Claimed:
     target_key: str
     lease_until: datetime
     target: TargetRow | None
+    request_id: str | None = None  # of what caused the delivery: its log lines carry it
+    attempts: int = 0  # made before this claim
 
     @classmethod
     def from_row(cls, row: Any) -> Claimed:
         (id_, channel, event, body, key, lease, hook_url, hook_secret, hook_enabled,
-         discord_url, discord_enabled) = row
+         discord_url, discord_enabled, request_id, attempts) = row
         target = None
         if channel == "webhook" and hook_url is not None:
             target = TargetRow(hook_url, hook_secret, bool(hook_enabled))
         elif channel == "discord" and discord_url is not None:
             target = TargetRow(discord_url, None, bool(discord_enabled))
-        return cls(id_, channel, event, body, key, lease, target)
+        return cls(id_, channel, event, body, key, lease, target, request_id, int(attempts or 0))
 
 
 Result = tuple[Claimed, "send.Outcome | str", datetime, "asyncio.Future[None]"]
@@ -220,6 +225,7 @@ class DeliveryEngine:
     # ---- one delivery -------------------------------------------------------------------
 
     async def _deliver(self, item: Claimed) -> None:
+        bind_request(item.request_id)  # this task's own context: its log lines carry the id
         started_at = utcnow()
         result: send.Outcome | str
         try:
@@ -239,19 +245,23 @@ class DeliveryEngine:
             batch = [await self.results.get()]
             while not self.results.empty() and len(batch) < RECORD_BATCH:
                 batch.append(self.results.get_nowait())
+            states: dict[str, str] = {}
             try:
-                await asyncio.to_thread(self._record_batch, batch)
+                states = await asyncio.to_thread(self._record_batch, batch)
             except Exception:
                 # Not stored: the leases run out and these deliveries are attempted again.
                 log.exception("recording delivery outcomes failed", extra={"count": len(batch)})
+            count_attempts(batch, states)
             for item, result, _, recorded in batch:
                 if not recorded.done():
                     recorded.set_result(None)
                 if isinstance(result, send.Outcome):
-                    log.info("delivery attempt", extra={
-                        "delivery_id": item.id, "event": item.event, "channel": item.channel,
-                        "delivered": result.delivered, "response_code": result.response_code,
-                        "duration_ms": result.duration_ms, "error": result.error})
+                    with request_bound(item.request_id):
+                        log.info("delivery attempt", extra={
+                            "delivery_id": item.id, "event": item.event,
+                            "channel": item.channel, "delivered": result.delivered,
+                            "response_code": result.response_code,
+                            "duration_ms": result.duration_ms, "error": result.error})
 
     def _client(self, key: str) -> httpx.AsyncClient:
         # One client (connection pool) per target: a connection made with one host's TLS name
@@ -272,7 +282,10 @@ class DeliveryEngine:
             self.clients.move_to_end(key)
         return client
 
-    def _record_batch(self, batch: list[Result]) -> None:
+    def _record_batch(self, batch: list[Result]) -> dict[str, str]:
+        """Store the outcomes; what each recorded delivery became (its status, or "retry" when
+        it is pending again), by id."""
+        states: dict[str, str] = {}
         with self.db.begin() as session:
             ids = [item.id for item, _, _, _ in batch]
             rows = {d.id: d for d in session.exec(
@@ -281,14 +294,19 @@ class DeliveryEngine:
                 delivery = rows.get(item.id)
                 if delivery is None or delivery.status != "pending" \
                         or delivery.lease_until != item.lease_until:
-                    log.warning("delivery lease lost before its outcome was recorded",
-                                extra={"delivery_id": item.id})
+                    with request_bound(item.request_id):
+                        log.warning("delivery lease lost before its outcome was recorded",
+                                    extra={"delivery_id": item.id})
                     continue
                 if isinstance(result, str):
                     fail_without_attempt(session, delivery, result)
+                    states[item.id] = "undeliverable"
                 else:
                     apply_outcome(session, delivery, result, started_at=started_at,
                                   settings=self.settings)
+                    states[item.id] = "retry" if delivery.status == "pending" \
+                        else delivery.status
+        return states
 
     # ---- stopping -----------------------------------------------------------------------
 
@@ -316,3 +334,15 @@ class DeliveryEngine:
                                    Delivery.__table__.c.status == "pending")  # type: ignore[attr-defined]
                             .values(lease_until=None))
 
+
+def count_attempts(batch: list[Result], states: dict[str, str]) -> None:
+    """Count the attempts of a recorded batch by what came of them (see WEBHOOK_ATTEMPTS); an
+    attempt whose outcome was not stored is counted as a retry (its lease runs out and it is
+    attempted again)."""
+    for item, result, _, _ in batch:
+        if isinstance(result, str):
+            WEBHOOK_ATTEMPTS.labels(item.channel, "undeliverable").inc()
+            continue
+        WEBHOOK_ATTEMPTS.labels(item.channel, states.get(item.id, "retry")).inc()
+        if item.attempts > 0:
+            WEBHOOK_RETRIES.labels(item.channel).inc()

@@ -6,13 +6,16 @@ The webhook URL (it holds the channel's token) is stored encrypted and shown mas
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated
 
 import sqlalchemy as sa
+from pydantic import Field
 from sqlmodel import Session, col
+from typing_extensions import TypedDict
 
 from bugnet_common import errors
 from bugnet_common.bus.events import utcnow
+from bugnet_common.openapi import Timestamp
 
 from .. import crypto
 from ..delivery import send
@@ -26,7 +29,16 @@ from . import urls
 from .schemas import DiscordIn, DiscordPatch
 
 
-def discord_out(integration: DiscordIntegration) -> dict[str, Any]:
+class DiscordOut(TypedDict):
+    webhook_url: Annotated[str, Field(
+        description="Masked: the URL holds the channel's token.")]
+    events: list[str]
+    enabled: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+def discord_out(integration: DiscordIntegration) -> DiscordOut:
     return {"webhook_url": integration.webhook_url_hint, "events": list(integration.events),
             "enabled": integration.enabled, "created_at": iso(integration.created_at),
             "updated_at": iso(integration.updated_at)}

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any, cast
 
 import sqlalchemy as sa
+from pydantic import Field
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, select
+from typing_extensions import TypedDict
 
 from bugnet_common import errors
 from bugnet_common.bus.events import utcnow
+from bugnet_common.openapi import Timestamp, Uuid
 
 from .. import crypto, targets
 from ..access import Access
@@ -28,7 +31,7 @@ from ..settings import IntegrationsSettings
 from ..views import iso
 from . import providers
 from .models import GitBugRef, GitIntegration, GitIssue
-from .schemas import GitIntegrationIn, repository_problem
+from .schemas import GitIntegrationIn, Provider, repository_problem
 
 CLAIM_SECONDS = 120
 ISSUES = GitIssue.__table__  # type: ignore[attr-defined]
@@ -38,16 +41,38 @@ def _hint(token: str) -> str:
     return "…" + token[-4:] if len(token) >= 8 else "…"
 
 
-def integration_out(git: GitIntegration) -> dict[str, Any]:
+class GitIntegrationOut(TypedDict):
+    provider: Provider
+    repository: str
+    base_url: Annotated[str | None, Field(description=(
+        "A self-hosted instance's URL; null: the provider's public service."))]
+    has_token: bool
+    token_hint: Annotated[str, Field(description=(
+        "The token's last characters; the token itself is never returned."))]
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class GitIssueOut(TypedDict):
+    bug_id: Uuid
+    provider: Provider
+    repository: str
+    url: Annotated[str | None, Field(description=(
+        "The issue on the provider; null only while it is being created."))]
+    number: int | None
+    created_at: Timestamp
+
+
+def integration_out(git: GitIntegration) -> GitIntegrationOut:
     """The settings as shown to members: never the token, only that there is one."""
-    return {"provider": git.provider, "repository": git.repository, "base_url": git.base_url,
-            "has_token": True, "token_hint": git.token_hint,
+    return {"provider": cast(Provider, git.provider), "repository": git.repository,
+            "base_url": git.base_url, "has_token": True, "token_hint": git.token_hint,
             "created_at": iso(git.created_at), "updated_at": iso(git.updated_at)}
 
 
-def issue_out(issue: GitIssue) -> dict[str, Any]:
-    return {"bug_id": issue.bug_id, "provider": issue.provider, "repository": issue.repository,
-            "url": issue.url, "number": issue.number, "created_at": iso(issue.created_at)}
+def issue_out(issue: GitIssue) -> GitIssueOut:
+    return {"bug_id": issue.bug_id, "provider": cast(Provider, issue.provider),
+            "repository": issue.repository, "url": issue.url, "number": issue.number, "created_at": iso(issue.created_at)}
 
 
 def get_integration(*, session: Session, project: ProjectRef) -> GitIntegration:

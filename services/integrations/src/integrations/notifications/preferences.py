@@ -7,6 +7,7 @@ that project, their global choice, the default below. Only what the user set is 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Literal, get_args
 
 from sqlmodel import Session, col, select
 
@@ -17,7 +18,8 @@ from .models import NotificationPreference, NotificationProjectPreference
 # - comment_added: someone commented on a bug you reported, are assigned to or commented on;
 # - bug_resolved: a bug you take part in was resolved (by someone else);
 # - alert_triggered: an alert rule of a project you can see fired.
-EVENTS: tuple[str, ...] = ("bug_assigned", "comment_added", "bug_resolved", "alert_triggered")
+Event = Literal["bug_assigned", "comment_added", "bug_resolved", "alert_triggered"]
+EVENTS: tuple[str, ...] = get_args(Event)
 CHANNELS: tuple[str, ...] = ("email", "in_app", "discord_dm")
 
 DEFAULTS: dict[str, dict[str, bool]] = {

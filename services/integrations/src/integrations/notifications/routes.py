@@ -6,43 +6,40 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from bugnet_common import errors, web
+from bugnet_common import openapi, web
 
 from .. import context as ctx
 from . import service
-from .schemas import PreferencesIn
+from .schemas import PreferencesIn, UnreadFilter
 
 bp = Blueprint("notifications", __name__, url_prefix="/api")
 
-_BOOLS = {"true": True, "1": True, "false": False, "0": False}
-
-
-def _unread_filter() -> bool | None:
-    raw = request.args.get("unread")
-    if raw is None or raw == "":
-        return None
-    value = _BOOLS.get(raw.lower())
-    if value is None:
-        raise errors.ValidationFailed("'unread' must be true or false",
-                                      details={"unread": "must be true or false"})
-    return value
-
 
 @bp.get("/notifications")
+@openapi.operation(
+    "List my notifications", tag="Notifications", query=UnreadFilter,
+    response=service.NotificationOut, paginated=True, meta=service.NotificationsPageMeta,
+    description="The signed-in user's in-app notifications, unread first, then newest first; "
+                "`meta.unread` counts every unread one.")
 def list_notifications() -> ResponseReturnValue:
     user = ctx.principal()
     page = web.page_from_request()
-    items, total, unread = service.list_notifications(
-        session=ctx.session(), user_id=user.user_id, page=page, unread=_unread_filter())
+    unread = web.query_args(UnreadFilter).unread
+    items, total, unread_count = service.list_notifications(
+        session=ctx.session(), user_id=user.user_id, page=page, unread=unread)
     pages = -(-total // page.limit) if total else 0
     return web.ok(items, meta={"page": page.page, "limit": page.limit, "total": total,
-                               "pages": pages, "unread": unread})
+                               "pages": pages, "unread": unread_count})
 
 
 @bp.post("/notifications/<notification_id>/read")
+@openapi.operation("Mark a notification read", tag="Notifications",
+                   response=service.NotificationOut,
+                   description="Marking it again changes nothing. 404 for another user's "
+                               "notification.")
 def read_notification(notification_id: str) -> ResponseReturnValue:
     user = ctx.principal()
     return web.ok(service.mark_read(session=ctx.session(), user_id=user.user_id,
@@ -50,19 +47,34 @@ def read_notification(notification_id: str) -> ResponseReturnValue:
 
 
 @bp.post("/notifications/read-all")
+@openapi.operation("Mark all my notifications read", tag="Notifications",
+                   response=service.ReadAllOut,
+                   description="Answers how many were unread. The body may be empty.")
 def read_all_notifications() -> ResponseReturnValue:
     user = ctx.principal()
-    return web.ok({"updated": service.mark_all_read(session=ctx.session(),
-                                                    user_id=user.user_id)})
+    out: service.ReadAllOut = {
+        "updated": service.mark_all_read(session=ctx.session(), user_id=user.user_id)}
+    return web.ok(out)
 
 
 @bp.get("/notifications/preferences")
+@openapi.operation(
+    "Get my notification preferences", tag="Notifications", response=service.PreferencesOut,
+    description="For each channel (`email`, `in_app`, `discord_dm`) a map of event to bool "
+                "(what applies, defaults included), and per-project overrides by project slug.")
 def get_preferences() -> ResponseReturnValue:
     user = ctx.principal()
     return web.ok(service.preferences_out(ctx.session(), user.user_id))
 
 
 @bp.route("/notifications/preferences", methods=["PUT", "PATCH"])
+@openapi.operation(
+    "Update my notification preferences", tag="Notifications", body=PreferencesIn,
+    response=service.PreferencesOut,
+    description="Merges: in a channel map, true/false sets an event and null resets it (to "
+                "the default globally, to the global choice in a project); a project given as "
+                "null drops all of its overrides. Projects are named by slug and must be ones "
+                "the user is a member of.")
 def update_preferences() -> ResponseReturnValue:
     user = ctx.principal()
     data = web.json_body(PreferencesIn)

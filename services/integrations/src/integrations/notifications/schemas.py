@@ -7,9 +7,11 @@ as `null` drops all of that project's overrides. Unknown events are 400 naming t
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from bugnet_common import errors
 
 from .preferences import EVENTS
 
@@ -43,7 +45,22 @@ class PreferencesIn(ChannelMapsIn):
                         Field(max_length=500)] = None
 
 
+_BOOLS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _unread(value: Any) -> bool | None:
+    if value is None or value == "":
+        return None
+    parsed = _BOOLS.get(value.lower()) if isinstance(value, str) else None
+    if parsed is None:
+        # Raised as is (not a ValueError): the 400 keeps its message and details.
+        raise errors.ValidationFailed("'unread' must be true or false",
+                                      details={"unread": "must be true or false"})
+    return parsed
+
+
 class UnreadFilter(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    unread: bool | None = None
+    unread: Annotated[bool | None, BeforeValidator(_unread), Field(description=(
+        "true: only unread notifications; false: only read ones; absent: all."))] = None

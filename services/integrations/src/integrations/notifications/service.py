@@ -13,14 +13,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, NotRequired, cast
 
 import sqlalchemy as sa
+from pydantic import Field
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, col, func, select
+from typing_extensions import TypedDict
 
 from bugnet_common import errors
 from bugnet_common.bus.events import utcnow
+from bugnet_common.openapi import Timestamp, Uuid
 from bugnet_common.web import Page
 
 from ..access import project_by_slug
@@ -35,7 +38,7 @@ from .models import (
     NotificationProjectPreference,
     OutgoingEmail,
 )
-from .preferences import CHANNELS, EVENTS, effective, maps_of, recipients_wanting
+from .preferences import CHANNELS, EVENTS, Event, effective, maps_of, recipients_wanting
 from .schemas import ChannelMapsIn, PreferencesIn
 
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
@@ -95,8 +98,62 @@ def notify(session: Session, *, settings: IntegrationsSettings, project: Project
 
 # ---- the in-app list -------------------------------------------------------------------------
 
-def notification_out(n: Notification, project: ProjectRef | None) -> dict[str, Any]:
-    return {"id": n.id, "event": n.event,
+class NotificationProjectOut(TypedDict):
+    id: Uuid
+    slug: str
+    name: str
+
+
+class NotificationOut(TypedDict):
+    id: Uuid
+    event: Event
+    project: NotificationProjectOut | None
+    title: str
+    body: str
+    url: str | None
+    data: Annotated[dict[str, Any], Field(
+        description="The event's particulars (the bug, the alert...).")]
+    read: bool
+    read_at: Timestamp | None
+    created_at: Timestamp
+
+
+class NotificationsPageMeta(TypedDict):
+    page: int
+    limit: int
+    total: int
+    pages: int
+    unread: Annotated[int, Field(
+        description="Every unread notification of the user, whatever the filter.")]
+
+
+class ReadAllOut(TypedDict):
+    updated: Annotated[int, Field(description="How many notifications were unread.")]
+
+
+ChannelMapOut = dict[str, bool]  # event -> wanted
+
+
+class ProjectPreferencesOut(TypedDict):
+    """A project's overrides: only the channels with some."""
+
+    email: NotRequired[ChannelMapOut]
+    in_app: NotRequired[ChannelMapOut]
+    discord_dm: NotRequired[ChannelMapOut]
+
+
+class PreferencesOut(TypedDict):
+    email: ChannelMapOut
+    in_app: ChannelMapOut
+    discord_dm: ChannelMapOut
+    projects: Annotated[dict[str, ProjectPreferencesOut], Field(
+        description="Project slug -> that project's overrides.")]
+    events: list[Event]
+    updated_at: Timestamp | None
+
+
+def notification_out(n: Notification, project: ProjectRef | None) -> NotificationOut:
+    return {"id": n.id, "event": cast(Event, n.event),
             "project": None if project is None else {"id": project.id, "slug": project.slug,
                                                      "name": project.name},
             "title": n.title, "body": n.body, "url": n.url, "data": n.data,
@@ -105,7 +162,7 @@ def notification_out(n: Notification, project: ProjectRef | None) -> dict[str, A
 
 
 def list_notifications(*, session: Session, user_id: str, page: Page, unread: bool | None
-                       ) -> tuple[list[dict[str, Any]], int, int]:
+                       ) -> tuple[list[NotificationOut], int, int]:
     """The user's notifications, unread first, then newest first; (page, total, unread)."""
     where: list[Any] = [Notification.user_id == user_id]
     if unread is True:
@@ -132,7 +189,7 @@ def _own(session: Session, user_id: str, notification_id: str) -> Notification:
     return n
 
 
-def mark_read(*, session: Session, user_id: str, notification_id: str) -> dict[str, Any]:
+def mark_read(*, session: Session, user_id: str, notification_id: str) -> NotificationOut:
     """Mark one of the user's notifications read (again: no change); 404 for anyone else's."""
     n = _own(session, user_id, notification_id)
     if n.read_at is None:
@@ -153,11 +210,11 @@ def mark_all_read(*, session: Session, user_id: str) -> int:
 
 # ---- preferences ----------------------------------------------------------------------------
 
-def preferences_out(session: Session, user_id: str) -> dict[str, Any]:
+def preferences_out(session: Session, user_id: str) -> PreferencesOut:
     """The user's effective global choices and their overrides in projects they belong to."""
     row = session.get(NotificationPreference, user_id)
-    out: dict[str, Any] = effective(maps_of(row))
-    projects: dict[str, Any] = {}
+    choices = effective(maps_of(row))
+    projects: dict[str, ProjectPreferencesOut] = {}
     overrides = session.exec(
         select(NotificationProjectPreference, ProjectRef)
         .join(ProjectRef, col(ProjectRef.id) == NotificationProjectPreference.project_id)
@@ -166,12 +223,12 @@ def preferences_out(session: Session, user_id: str) -> dict[str, Any]:
         .where(NotificationProjectPreference.user_id == user_id)
         .order_by(col(ProjectRef.slug))).all()
     for override, project in overrides:
-        projects[project.slug] = {channel: maps for channel, maps in maps_of(override).items()
-                                  if maps}
-    out["projects"] = projects
-    out["events"] = list(EVENTS)
-    out["updated_at"] = iso(row.updated_at) if row is not None else None
-    return out
+        projects[project.slug] = cast(ProjectPreferencesOut, {
+            channel: maps for channel, maps in maps_of(override).items() if maps})
+    return {"email": choices["email"], "in_app": choices["in_app"],
+            "discord_dm": choices["discord_dm"], "projects": projects,
+            "events": cast(list[Event], list(EVENTS)),
+            "updated_at": iso(row.updated_at) if row is not None else None}
 
 
 def _merged(current: dict[str, bool], changes: dict[str, bool | None]) -> dict[str, bool]:
@@ -192,7 +249,7 @@ def _apply(row: NotificationPreference | NotificationProjectPreference,
 
 
 def update_preferences(*, session: Session, user_id: str, data: PreferencesIn
-                       ) -> dict[str, Any]:
+                       ) -> PreferencesOut:
     """Merge the given choices into the user's preferences (see schemas.py for the rules)."""
     now = utcnow()
     if data.given():

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from bugnet_common import errors
 
 MAX_APP_ID = 2**32 - 1
+MAX_DAYS = 365
+DEFAULT_DAYS = 30
 
 
 def _app_id(value: Any) -> int:
@@ -37,3 +41,21 @@ class SteamPatch(BaseModel):
 
     app_id: AppId | None = None
     api_key: ApiKey | None = None
+
+
+def _days(value: Any) -> Any:
+    if value is None or value == "":
+        return DEFAULT_DAYS
+    if not isinstance(value, str) or not value.isdigit() or not 1 <= int(value) <= MAX_DAYS:
+        # Raised as is (not a ValueError): the 400 keeps its message and details.
+        raise errors.ValidationFailed(f"'days' must be an integer between 1 and {MAX_DAYS}",
+                                      details={"days": f"must be between 1 and {MAX_DAYS}"})
+    return int(value)
+
+
+class DashboardQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    days: Annotated[int, Field(ge=1, le=MAX_DAYS, description=(
+        "The trend's and the window's length in days, ending today (UTC).")),
+        BeforeValidator(_days)] = DEFAULT_DAYS

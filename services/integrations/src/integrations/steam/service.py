@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import sqlalchemy as sa
+from pydantic import Field
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, col, func, select
+from typing_extensions import TypedDict
 
 from bugnet_common import errors
 from bugnet_common.bus.events import utcnow
+from bugnet_common.openapi import Date, Timestamp
 
 from .. import crypto
 from ..models import ProjectRef
@@ -43,7 +46,18 @@ def _hint(key: str) -> str:
     return "…" + key[-4:]
 
 
-def integration_out(steam: SteamIntegration) -> dict[str, Any]:
+class SteamIntegrationOut(TypedDict):
+    app_id: int
+    has_api_key: Annotated[bool, Field(description="The key itself is never returned.")]
+    api_key_hint: str | None
+    last_synced_at: Timestamp | None
+    sync_complete: Annotated[bool, Field(
+        description="The whole review history has been imported.")]
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+def integration_out(steam: SteamIntegration) -> SteamIntegrationOut:
     """The settings as shown to members: never the API key, only whether there is one."""
     return {"app_id": steam.app_id, "has_api_key": steam.api_key_encrypted is not None,
             "api_key_hint": steam.api_key_hint, "last_synced_at": iso(steam.last_synced_at),
@@ -199,8 +213,17 @@ def _row(project_id: str, app_id: int, review: client.Review,
             "updated_at": review.updated_at, "imported_at": imported_at}
 
 
+class SteamSyncOut(TypedDict):
+    imported: Annotated[int, Field(description="New reviews stored.")]
+    skipped: Annotated[int, Field(description="Fetched reviews that were already stored.")]
+    pages: int
+    complete: Annotated[bool, Field(description=(
+        "False: the rest of the history is imported by the next syncs."))]
+    synced_at: Timestamp
+
+
 def sync(*, session: Session, project: ProjectRef,
-         settings: IntegrationsSettings) -> dict[str, Any]:
+         settings: IntegrationsSettings) -> SteamSyncOut:
     """Import the app's new reviews; `{imported, skipped, pages, complete}`."""
     steam = get_integration(session=session, project=project)
     lease = settings.steam_sync_deadline_seconds + settings.steam_timeout_seconds + 30
@@ -247,7 +270,61 @@ def _share(positive: int, total: int) -> float | None:
     return round(positive * 100 / total, 2) if total else None
 
 
-def review_out(review: SteamReview) -> dict[str, Any]:
+class SteamReviewOut(TypedDict):
+    recommendation_id: str
+    voted_up: bool
+    review: str
+    language: str | None
+    votes_up: int
+    playtime_at_review_minutes: int | None
+    mentions: Annotated[list[str], Field(
+        description="The bug and crash terms the review mentions.")]
+    url: str | None
+    created_at: Timestamp
+
+
+class ReviewCountsOut(TypedDict):
+    total: int
+    positive: int
+    negative: int
+    positive_share: Annotated[float | None, Field(
+        description="Percent, two decimals; null without reviews.")]
+    bug_mentions: int
+
+
+class ReviewWindowOut(ReviewCountsOut):
+    days: int
+
+
+class ReviewDayOut(TypedDict):
+    date: Date
+    total: int
+    positive: int
+    negative: int
+    positive_share: float | None
+
+
+class BugMentionsOut(TypedDict):
+    total: int
+    window: int
+    terms: Annotated[dict[str, int], Field(
+        description="Each term and how many reviews mention it.")]
+    recent: list[SteamReviewOut]
+
+
+class SteamDashboardOut(TypedDict):
+    app_id: int
+    last_synced_at: Timestamp | None
+    reviews: ReviewCountsOut
+    window: ReviewWindowOut
+    steam_summary: Annotated[dict[str, Any] | None, Field(
+        description="Steam's own totals (its query_summary) at the last sync.")]
+    trend: list[ReviewDayOut]
+    recent_negative: list[SteamReviewOut]
+    bug_mentions: BugMentionsOut
+
+
+def review_out(review: SteamReview) -> SteamReviewOut:
     url = None
     if review.author_steam_id:
         url = (f"https://steamcommunity.com/profiles/{review.author_steam_id}"
@@ -269,7 +346,7 @@ def _counts(session: Session, project_id: str, since: datetime | None) -> dict[s
             "bug_mentions": int(bug_mentions)}
 
 
-def dashboard(*, session: Session, project: ProjectRef, days: int) -> dict[str, Any]:
+def dashboard(*, session: Session, project: ProjectRef, days: int) -> SteamDashboardOut:
     """Review counts, positive share, a daily trend over `days`, recent negative reviews and
     the reviews that mention bugs or crashes."""
     steam = get_integration(session=session, project=project)
@@ -285,7 +362,7 @@ def dashboard(*, session: Session, project: ProjectRef, days: int) -> dict[str, 
             sa.select(day, func.count(), func.count().filter(REVIEWS.c.voted_up.is_(True)))
             .where(REVIEWS.c.project_id == project.id, REVIEWS.c.created_at >= since)
             .group_by(day))}
-    trend = []
+    trend: list[ReviewDayOut] = []
     for i in range(days):
         d = first + timedelta(days=i)
         total, positive = per_day.get(d, (0, 0))
@@ -305,7 +382,7 @@ def dashboard(*, session: Session, project: ProjectRef, days: int) -> dict[str, 
                          .where(REVIEWS.c.project_id == project.id)
                          .group_by(term.c.value).order_by(func.count().desc(), term.c.value)).all()
 
-    def block(c: dict[str, int]) -> dict[str, Any]:
+    def block(c: dict[str, int]) -> ReviewCountsOut:
         return {"total": c["total"], "positive": c["positive"], "negative": c["negative"],
                 "positive_share": _share(c["positive"], c["total"]),
                 "bug_mentions": c["bug_mentions"]}

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import secrets as secrets_mod
 import uuid
-from typing import Any
+from typing import Annotated, Literal, NotRequired, cast
 
+from pydantic import Field
 from sqlmodel import Session, col, func, select
+from typing_extensions import TypedDict
 
 from bugnet_common import errors
 from bugnet_common.bus.events import utcnow
+from bugnet_common.openapi import Timestamp, Uuid
 from bugnet_common.web import Page
 
 from .. import crypto, targets
@@ -27,29 +30,79 @@ from ..settings import IntegrationsSettings
 from ..views import iso
 from .schemas import WebhookIn, WebhookPatch
 
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+AttemptOutcome = Literal["delivered", "retry", "failed"]
 
-def webhook_out(hook: Webhook, *, secret: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": hook.id, "url": hook.url, "events": list(hook.events),
-                           "enabled": hook.enabled, "created_at": iso(hook.created_at),
-                           "updated_at": iso(hook.updated_at)}
+
+class WebhookOut(TypedDict):
+    id: Uuid
+    url: str
+    events: list[str]
+    enabled: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+    secret: NotRequired[Annotated[str, Field(description=(
+        "Only in the answer of the request that set it (creation, or a change of secret)."))]]
+
+
+class DeliveryOut(TypedDict):
+    id: Uuid
+    webhook_id: Annotated[Uuid | None, Field(description="Null for a Discord delivery.")]
+    event: str
+    status: DeliveryStatus
+    attempts: int
+    response_code: int | None
+    duration_ms: int | None
+    error: str | None
+    created_at: Timestamp
+    next_attempt_at: Timestamp | None
+    completed_at: Timestamp | None
+
+
+class DeliveryAttemptOut(TypedDict):
+    number: int
+    outcome: AttemptOutcome
+    response_code: int | None
+    duration_ms: int | None
+    error: str | None
+    started_at: Timestamp
+
+
+class DeliveryDetailOut(DeliveryOut):
+    attempts_log: list[DeliveryAttemptOut]
+    request_body: Annotated[str, Field(
+        description="The exact body sent (and signed) at every attempt.")]
+
+
+def webhook_out(hook: Webhook, *, secret: str | None = None) -> WebhookOut:
+    out: WebhookOut = {"id": hook.id, "url": hook.url, "events": list(hook.events),
+                       "enabled": hook.enabled, "created_at": iso(hook.created_at),
+                       "updated_at": iso(hook.updated_at)}
     if secret is not None:
         out["secret"] = secret  # shown this once
     return out
 
 
-def delivery_out(delivery: Delivery) -> dict[str, Any]:
+def delivery_out(delivery: Delivery) -> DeliveryOut:
     return {"id": delivery.id, "webhook_id": delivery.webhook_id, "event": delivery.event,
-            "status": delivery.status, "attempts": delivery.attempts,
+            "status": cast(DeliveryStatus, delivery.status), "attempts": delivery.attempts,
             "response_code": delivery.response_code, "duration_ms": delivery.duration_ms,
             "error": delivery.error, "created_at": iso(delivery.created_at),
             "next_attempt_at": iso(delivery.next_attempt_at),
             "completed_at": iso(delivery.completed_at)}
 
 
-def attempt_out(attempt: DeliveryAttempt) -> dict[str, Any]:
-    return {"number": attempt.number, "outcome": attempt.outcome,
+def attempt_out(attempt: DeliveryAttempt) -> DeliveryAttemptOut:
+    return {"number": attempt.number, "outcome": cast(AttemptOutcome, attempt.outcome),
             "response_code": attempt.response_code, "duration_ms": attempt.duration_ms,
             "error": attempt.error, "started_at": iso(attempt.started_at)}
+
+
+def delivery_detail_out(session: Session, delivery: Delivery) -> DeliveryDetailOut:
+    """A delivery with its attempts and the body it sends."""
+    return {**delivery_out(delivery),
+            "attempts_log": [attempt_out(a) for a in attempts_of(session, delivery)],
+            "request_body": delivery.body}
 
 
 def checked_url(url: str, settings: IntegrationsSettings) -> str:

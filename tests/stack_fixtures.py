@@ -1,4 +1,5 @@
-"""The whole stack behind Envoy, started once for the e2e session on free ports.
+"""The whole stack behind Envoy, started once per test session on free ports, for the e2e
+and security suites (tests/conftest.py imports these fixtures, so both share one stack).
 
 Rate limits stay at the spec's defaults (30/120/10 per minute): every test talks from its own
 loopback source address (127.0.0.x), so each has its own buckets, as distinct players would.
@@ -23,6 +24,9 @@ def stack() -> Iterator[Stack]:
     with scratch_dir("bugnet-e2e-") as data_dir:
         s = Stack(data_dir=data_dir, ports=Ports.free(), durable=False,
                   extra_env={"GUNICORN_WORKERS": "1",
+                             # one log line per request: test_operations_e2e.py follows a
+                             # request id from the gateway into the bugs api's log
+                             "BUGS_LOG_REQUESTS": "true",
                              # local receivers (127.0.0.x) may be webhook targets
                              "INTEGRATIONS_ALLOWED_TARGETS": '["127.0.0.0/8"]',
                              "INTEGRATIONS_DELIVERY_BACKOFF_BASE_SECONDS": "1",

@@ -1,0 +1,1 @@
+"""The `bugnet` command: first user and project, and demo data, over the public API."""
