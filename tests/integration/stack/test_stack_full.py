@@ -114,3 +114,23 @@ def test_a_failing_migration_stops_everything_and_shows_its_log(standin_root: Pa
         assert not stack.is_up()
         assert psutil.pid_exists(os.getpid())
         assert port_is_free(stack.ports.postgres) and port_is_free(stack.ports.nats)
+
+
+def test_reload_gateway_rerenders_envoy_and_restarts_it_alone(full_stack: Stack,
+                                                              standin_root: Path) -> None:
+    render = standins.load_render(standin_root)
+    before = {row.name: row.pid for row in full_stack.status()}
+    original = full_stack.limits
+    full_stack.limits = render.RateLimits(public=3000, user=2000, login=50)
+    try:
+        full_stack.reload_gateway(timeout=60)
+        config = (full_stack.data_dir / "envoy.yaml").read_text()
+        assert config.startswith("# limits public=3000 user=2000 login=50")
+        after = {row.name: row.pid for row in full_stack.status()}
+        assert after["envoy"] != before["envoy"]
+        assert {n: p for n, p in after.items() if n != "envoy"} == {
+            n: p for n, p in before.items() if n != "envoy"}
+        assert httpx.get(f"{full_stack.urls.gateway}/api/health").status_code == 200
+    finally:
+        full_stack.limits = original
+        full_stack.reload_gateway(timeout=60)

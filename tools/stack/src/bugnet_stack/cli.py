@@ -1,4 +1,5 @@
-"""`bugnet-stack up|down|status|logs|ctl`: the commands behind `make up`, `make down`, ..."""
+"""`bugnet-stack up|down|status|logs|ctl|reload-gateway`: the commands behind `make up`,
+`make down`, ..."""
 
 from __future__ import annotations
 
@@ -47,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("--timeout", type=float, default=60.0)
 
     commands.add_parser("status", help="each process's state and health")
+    commands.add_parser(
+        "reload-gateway",
+        help="re-render Envoy's config (BUGNET_RATE_LIMIT_* as set now) and restart Envoy alone")
 
     logs = commands.add_parser("logs", help="tail the logs (all, or the named ones)")
     logs.add_argument(
@@ -70,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             return _down(stack, args.timeout)
         if args.command == "status":
             return _status(stack)
+        if args.command == "reload-gateway":
+            stack.reload_gateway()
+            return 0
         if args.command == "logs":
             return _logs(stack, args.names, args.lines, args.follow)
         return _ctl(stack, args.args)

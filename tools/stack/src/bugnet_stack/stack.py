@@ -382,6 +382,27 @@ class Stack:
         self._echo(self._up_message())
         return self.urls
 
+    def reload_gateway(self, timeout: float = 60.0) -> None:
+        """Re-renders Envoy's config (rate limits from BUGNET_RATE_LIMIT_* now, or `limits`)
+        and restarts Envoy alone; the services and their data are untouched. Envoy's
+        per-client buckets start full again."""
+        deadline = time.monotonic() + timeout
+        with self._lock():
+            if not self.supervisor.is_running():
+                raise StackError("Bugnet is not running: `make up` first")
+            self._adopt_saved_state()
+            if "gateway" not in self.components:
+                raise StackError("this stack runs no gateway")
+            self._write_envoy_config()
+            self.supervisor.stop_programs(["envoy"], timeout=timeout)
+            self.supervisor.start("envoy")
+            health = f"http://{LISTEN_HOST}:{self.ports.gateway}/api/health"
+            self._await({"envoy": _http_check(health)}, deadline,
+                        waiting_for=f"{health} to answer 200")
+        limits = self.limits if self.limits is not None else rate_limits_from_env()
+        self._echo(f"envoy            reloaded: {limits.public}/min public (SDK), "
+                   f"{limits.user}/min signed in, {limits.login}/min login, per client IP")
+
     def down(self, timeout: float = 60.0) -> bool:
         """Stops this data directory's supervisord and its processes; False if none ran."""
         if not self.supervisor.is_running():
