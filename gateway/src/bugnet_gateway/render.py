@@ -51,6 +51,7 @@ from bugnet_gateway.routes import (
 Config = dict[str, Any]
 
 ROUTE_TIMEOUT = "30s"
+STREAM_IDLE_TIMEOUT = "30s"
 CONNECT_TIMEOUT = "1s"
 JWKS_PATH = "/api/auth/jwks.json"
 JWKS_CACHE = "300s"
@@ -172,6 +173,9 @@ def build_bootstrap(
         "preserve_external_request_id": True,
         "always_set_request_id_in_response": True,
         "request_headers_timeout": "10s",
+        # A client that stops sending mid-body (or a slowloris) is cut off after 30 s without a
+        # byte (Envoy's default is 5 minutes), answered 408 in the envelope.
+        "stream_idle_timeout": STREAM_IDLE_TIMEOUT,
         "common_http_protocol_options": {
             # WSGI servers fold "-" and "_" together: x_jwt_payload would pass as x-jwt-payload.
             "headers_with_underscores_action": "DROP_HEADER",

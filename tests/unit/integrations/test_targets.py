@@ -19,6 +19,8 @@ def settings(**over: object) -> IntegrationsSettings:
     "224.0.0.251", "100.64.0.1", "::1", "fe80::1", "fd00:ec2::254", "fc00::1", "::",
     "ff02::1", "::ffff:10.0.0.1", "2002:7f00:1::", "64:ff9b::a00:1", "255.255.255.255",
     "198.18.0.1",
+    # IPv4-compatible IPv6 (deprecated ::a.b.c.d) was taken for a global address
+    "::127.0.0.1", "::10.0.0.1", "::169.254.169.254",
 ])
 def test_non_public_addresses_are_refused(address: str) -> None:
     assert targets.forbidden_reason(ipaddress.ip_address(address)) is not None

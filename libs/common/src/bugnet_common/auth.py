@@ -7,7 +7,6 @@ and refetched when an unknown `kid` appears. A token is refused when its session
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import threading
 import time
@@ -22,6 +21,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from .errors import ServiceUnavailable, Unauthorized
+from .web import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,9 @@ class JwtVerifier:
 
 def _unverified_kid(token: str) -> str | None:
     header_b64 = token.split(".", 1)[0]
-    header = json.loads(base64.urlsafe_b64decode(header_b64 + "=" * (-len(header_b64) % 4)))
+    header = parse_json(base64.urlsafe_b64decode(header_b64 + "=" * (-len(header_b64) % 4)))
+    if not isinstance(header, dict):
+        raise ValueError("the token header is not a JSON object")
     kid = header.get("kid")
     return str(kid) if kid is not None else None
 

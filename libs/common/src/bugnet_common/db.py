@@ -6,17 +6,22 @@ services' models can be imported into one process (tests) without their metadata
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from flask import Flask, g
 from sqlalchemy import Engine, MetaData, create_engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
@@ -50,7 +55,14 @@ class Database:
         def _close(_exc: BaseException | None) -> None:
             session = g.pop("db_session", None)
             if session is not None:
-                session.close()
+                try:
+                    session.close()
+                except (DBAPIError, psycopg.Error) as exc:
+                    # The rollback of a connection the server dropped (PostgreSQL restarting):
+                    # the pool already discarded it; raising here would turn the response the
+                    # error handlers made into a bare 500 from the WSGI server.
+                    log.warning("closing the request's session failed: %s",
+                                str(exc).splitlines()[0][:300])
 
 
 def request_session(app: Flask) -> Session:

@@ -13,9 +13,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import unquote_to_bytes
 
+import psycopg
 from flask import Flask, Response, current_app, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from . import errors, openapi
@@ -130,13 +134,57 @@ NUL_MESSAGE = "must not contain the NUL character"
 SURROGATE_MESSAGE = "must be valid Unicode (it holds an unpaired surrogate)"
 
 
-def loads_json(data: bytes | str, *, check_text: bool = True) -> Any:
-    """A JSON body's value: 400 when malformed, or when a string in it cannot be stored as
-    text (a NUL character or an unpaired surrogate: PostgreSQL refuses both, and no client
-    means to send them). Both can only arrive as \\u escapes, so bodies without one are not
-    walked."""
+MAX_JSON_DEPTH = 100
+
+
+class JsonTooDeep(ValueError):
+    """A JSON text nested deeper than MAX_JSON_DEPTH arrays/objects."""
+
+
+def parse_json(data: bytes | str, **kwargs: Any) -> Any:
+    """`json.loads` for text a client sent: any problem is a ValueError, never the
+    RecursionError Python's parser raises for deep nesting (`[[[[...` fits ~500k levels in
+    a 1 MiB body), and values nested deeper than MAX_JSON_DEPTH are refused (JsonTooDeep),
+    so no later step (validation, json.dumps, jsonb) recurses through them."""
     try:
-        value = json.loads(data)
+        value = json.loads(data, **kwargs)
+    except RecursionError:
+        raise JsonTooDeep(f"nested more than {MAX_JSON_DEPTH} levels deep") from None
+    brackets = (data.count("[") + data.count("{")) if isinstance(data, str) \
+        else (data.count(b"[") + data.count(b"{"))
+    if brackets > MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
+        raise JsonTooDeep(f"nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in node)
+    return False
+
+
+def loads_json(data: bytes | str, *, check_text: bool = True) -> Any:
+    """A JSON body's value: 400 when malformed or nested too deeply, or when a string in it
+    cannot be stored as text (a NUL character or an unpaired surrogate: PostgreSQL refuses
+    both, and no client means to send them). Both can only arrive as \\u escapes, so bodies
+    without one are not walked."""
+    try:
+        if check_text and isinstance(data, bytes):
+            # strictly: json.loads would decode bytes with "surrogatepass", letting UTF-8
+            # encoded surrogates (ED A0 80...) in without a \\u escape to find them by
+            data = data.decode("utf-8-sig")
+        value = parse_json(data)
+    except JsonTooDeep:
+        raise errors.BadRequest(
+            f"JSON body is nested too deeply (more than {MAX_JSON_DEPTH} levels)") from None
     except (ValueError, UnicodeDecodeError):
         raise errors.BadRequest("Malformed JSON body") from None
     if check_text and (("\\u" in data) if isinstance(data, str) else (b"\\u" in data)):
@@ -254,10 +302,33 @@ def register_error_handlers(app: Flask) -> None:
             err.status = status  # type: ignore[misc]
         return _envelope(err)
 
+    @app.errorhandler(sa_exc.DBAPIError)
+    @app.errorhandler(sa_exc.TimeoutError)
+    @app.errorhandler(psycopg.OperationalError)
+    def _database(exc: Exception) -> Response:
+        if database_unavailable(exc):
+            # PostgreSQL restarting, unreachable or the pool exhausted: the client may retry.
+            log.warning("database unavailable: %s", str(exc).splitlines()[0][:300])
+            return _envelope(errors.ServiceUnavailable(
+                "The database is temporarily unavailable; retry shortly"))
+        log.exception("unhandled error")
+        return _envelope(errors.ApiError())
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
         return _envelope(errors.ApiError())
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean "the database is away for now" (connection refused or lost,
+    server starting up or shutting down, pool exhausted), not a bug in the request."""
+    if isinstance(exc, (sa_exc.TimeoutError, psycopg.OperationalError)):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(
+            exc.orig, (psycopg.OperationalError, psycopg.InterfaceError))
+    return False
 
 
 def client_ip(settings: ServiceSettings) -> str:
@@ -270,9 +341,29 @@ def client_ip(settings: ServiceSettings) -> str:
 
 def _request_id() -> str:
     rid = request.headers.get("x-request-id", "")
-    if 8 <= len(rid) <= 128 and rid.isprintable():
+    if 8 <= len(rid) <= 128 and rid.isascii() and rid.isprintable():
         return rid
     return uuid.uuid4().hex
+
+
+class UntrustedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, with `loads` (request.get_json) as `parse_json`: a ValueError (so a 400,
+    or None when silent) for deep nesting instead of a RecursionError."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return parse_json(s, **kwargs)
+
+
+def reject_bad_query_string() -> None:
+    """400 for a query string whose percent-decoded bytes are not UTF-8 (werkzeug would
+    silently turn them into U+FFFD and the request would run on altered values)."""
+    raw = request.query_string
+    if not raw:
+        return
+    try:
+        unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.BadRequest("The query string is not valid UTF-8") from None
 
 
 def create_service_app(name: str, settings: ServiceSettings,
@@ -281,10 +372,14 @@ def create_service_app(name: str, settings: ServiceSettings,
     """A Flask app with logging, request ids, the envelope errors and /healthz + /readyz."""
     from .health import health_blueprint
     from .metrics import instrument_flask
+    from .orphans import exit_with_parent, under_granian
 
     configure_logging(name, settings.log_level)
+    if under_granian():
+        exit_with_parent()  # granian's workers outlive a killed server (see orphans.py)
     app = Flask(name, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json = UntrustedJSONProvider(app)  # request.get_json: parse_json's depth rules
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["bugnet.settings"] = settings
     instrument_flask(app, name)  # GET /metrics; requests counted by route template
@@ -294,6 +389,7 @@ def create_service_app(name: str, settings: ServiceSettings,
         g.request_id = _request_id()
         g.client_ip = client_ip(settings)
         bind_request(g.request_id)
+        reject_bad_query_string()
         reject_nul(request.args)  # a form is checked where it is read (web.reject_nul)
 
     @app.after_request

@@ -37,7 +37,7 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
 def _request_id(environ: Mapping[str, Any]) -> str:
     rid = environ.get("HTTP_X_REQUEST_ID", "")
-    if 8 <= len(rid) <= 128 and rid.isprintable():
+    if 8 <= len(rid) <= 128 and rid.isascii() and rid.isprintable():
         return str(rid)
     return uuid.uuid4().hex
 

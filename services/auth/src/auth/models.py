@@ -71,3 +71,20 @@ class SigningKey(Base, table=True):
                                  sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     retired_at: datetime | None = Field(default=None, sa_column=sa.Column(
         sa.DateTime(timezone=True), nullable=True))
+
+
+class LoginFailure(Base, table=True):
+    """Failed sign-ins of one email within the current window (the per-account throttle).
+
+    Keyed by the SHA-256 of the normalised email, known account or not, so the table neither
+    stores addresses nor tells which ones have accounts. Rows whose window ended are pruned.
+    """
+
+    __tablename__ = "login_failures"
+
+    email_hash: str = Field(primary_key=True, max_length=64)
+    failures: int = 0
+    window_started_at: datetime = Field(sa_column=sa.Column(
+        sa.DateTime(timezone=True), nullable=False, index=True))
+    last_failed_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True),
+                                                         nullable=False))

@@ -32,6 +32,7 @@ from .schemas import (
     user_out,
 )
 from .settings import AuthSettings
+from .throttle import LoginThrottle
 from .tokens import KeyStore
 
 bp = Blueprint("auth", __name__, url_prefix="/api")
@@ -107,12 +108,18 @@ def signup() -> ResponseReturnValue:
 @openapi.operation(
     "Sign in", tag="Auth", body=LoginIn, response=SessionIssuedOut,
     description="Starts a session and returns its bearer token. An unknown email and a wrong "
-                "password get the same 401. Rate class `login`: 10 attempts a minute per IP.")
+                "password get the same 401. Rate class `login`: 10 attempts a minute per IP. "
+                "Per account, from any number of IPs: after 10 failed sign-ins for one email "
+                "within 15 minutes (defaults; configurable), further attempts for it get 429 "
+                "with `Retry-After` until the window ends, even with the right password, and "
+                "alike for unknown emails; a successful sign-in resets the count.")
 def login() -> ResponseReturnValue:
     data = web.json_body(LoginIn)
+    settings = _settings()
     issued = service.login(session=_session(), keys=_keys(), data=data,
-                           ttl=_settings().token_ttl_seconds, ip=g.client_ip,
-                           user_agent=request.user_agent.string)
+                           ttl=settings.token_ttl_seconds, ip=g.client_ip,
+                           user_agent=request.user_agent.string,
+                           throttle=LoginThrottle.of(settings))
     return _issued(issued, 200)
 
 

@@ -32,6 +32,7 @@ from .schemas import (
     UpdateMeIn,
     user_out,
 )
+from .throttle import LOCKED, LoginThrottle, normalise
 from .tokens import KeyStore
 
 BAD_CREDENTIALS = "Invalid email or password"
@@ -92,18 +93,32 @@ def signup(*, session: Session, keys: KeyStore, data: SignupIn, ttl: int, ip: st
 
 
 def login(*, session: Session, keys: KeyStore, data: LoginIn, ttl: int, ip: str | None,
-          user_agent: str | None) -> Issued:
-    """Check credentials and start a session; one message for every kind of failure."""
-    user = session.exec(select(User).where(User.email == data.email.strip().lower())).first()
+          user_agent: str | None, throttle: LoginThrottle) -> Issued:
+    """Check credentials and start a session; one message for every kind of failure.
+
+    Past the per-account limit (auth.throttle) the attempt is 429 whatever the password, after
+    the same argon2 work as any other attempt, for known and unknown emails alike."""
+    email = normalise(data.email)
+    wait = throttle.attempt(session, email=email, now=utcnow())
+    if wait is not None:
+        passwords.verify_password(None, data.password)  # equal work: no timing difference
+        raise errors.RateLimited(LOCKED, headers={"Retry-After": str(wait)})
+    user = session.exec(select(User).where(User.email == email)).first()
     if not passwords.verify_password(user.password_hash if user else None, data.password):
         raise errors.Unauthorized(BAD_CREDENTIALS)
     assert user is not None
+    throttle.clear(session, email=email)
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(data.password)
     token = _start_session(session=session, keys=keys, user=user, ttl=ttl, ip=ip,
                            user_agent=user_agent)
     session.commit()
     return Issued(token=token, user=user)
+
+
+def prune_login_failures(*, session: Session, throttle: LoginThrottle) -> int:
+    """Delete the throttle rows whose window is over (the worker calls this periodically)."""
+    return throttle.prune(session, now=utcnow())
 
 
 def _revoke(session: Session, sessions: list[AuthSession], reason: str) -> None:

@@ -11,6 +11,12 @@ class AuthSettings(ServiceSettings):
 
     service_name: str = "auth"
     token_ttl_seconds: int = 7 * 24 * 3600
+    # Per-account sign-in throttle (auth.throttle): past this many failed logins for one
+    # email within the window, further attempts for it get 429 until the window ends.
+    login_failures_max: int = Field(default=10, ge=1)
+    login_failures_window_seconds: int = Field(default=15 * 60, ge=1)
+    # How often the worker deletes throttle rows whose window is over.
+    login_failures_prune_seconds: float = Field(default=300.0, gt=0)
     # Other services' base URLs, probed by GET /api/health (an operational probe, not data).
     service_urls: dict[str, str] = Field(default_factory=dict)
     health_timeout_seconds: float = 1.5

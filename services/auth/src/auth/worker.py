@@ -1,4 +1,5 @@
-"""`python -m auth.worker`: outbox relay, the revocation mirror and auth's export part.
+"""`python -m auth.worker`: outbox relay, the revocation mirror, auth's export part and the
+pruning of the sign-in throttle's finished windows.
 
 Revocations reach every service through the `revoked_sessions` KV bucket: this worker copies
 each `session_revoked` event into it (a put is idempotent, so redelivery is harmless), and
@@ -8,6 +9,7 @@ every api process watches the bucket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -22,8 +24,10 @@ from bugnet_common.bus.nats_io import ensure_kv
 from bugnet_common.bus.worker import Worker, run
 from bugnet_common.db import Database
 
+from . import service
 from .models import BUS
 from .settings import AuthSettings
+from .throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 DURABLE = "auth-revocations"
@@ -66,6 +70,26 @@ async def mirror_revocations(worker: Worker, stop: asyncio.Event, *, bucket: str
             await msg.ack()
 
 
+async def prune_login_failures(worker: Worker, stop: asyncio.Event, *, throttle: LoginThrottle,
+                               every: float) -> None:
+    """Delete the sign-in throttle's rows whose window is over, every `every` seconds; a
+    failure (the database away) is logged and retried next time."""
+
+    def prune() -> int:
+        with worker.db.session() as session:
+            return service.prune_login_failures(session=session, throttle=throttle)
+
+    while not stop.is_set():
+        try:
+            pruned = await asyncio.to_thread(prune)
+            if pruned:
+                log.info("pruned login throttle rows", extra={"rows": pruned})
+        except Exception:
+            log.warning("pruning the login throttle failed; will retry", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
+
+
 def main() -> None:
     settings = AuthSettings()
     db = Database(settings.database_url.get_secret_value(), pool_size=2)
@@ -73,8 +97,12 @@ def main() -> None:
     async def revocations(worker: Worker, stop: asyncio.Event) -> None:
         await mirror_revocations(worker, stop, bucket=settings.revocation_bucket)
 
+    async def prune(worker: Worker, stop: asyncio.Event) -> None:
+        await prune_login_failures(worker, stop, throttle=LoginThrottle.of(settings),
+                                   every=settings.login_failures_prune_seconds)
+
     run(Worker(service="auth", nats_url=settings.nats_url, db=db, tables=BUS,
-               tasks=[revocations], lag_watch=[("AUTH", DURABLE)]), settings)
+               tasks=[revocations, prune], lag_watch=[("AUTH", DURABLE)]), settings)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ connection (rebinding) cannot send it elsewhere.
 
 Refused unless the settings permit them: non-https URLs (`allow_http`), and addresses that
 are not global unicast — private, loopback, link-local (cloud metadata 169.254.169.254),
-unspecified, multicast, reserved, shared (CGNAT), IPv4-mapped/translated forms of those and
+unspecified, multicast, reserved, shared (CGNAT), IPv4-mapped/compatible/translated forms of those and
 the IPv6 metadata address fd00:ec2::254. `allow_private_targets` permits them all;
 `allowed_targets` permits networks (CIDR) or host names ("hooks.internal", "*.corp.example").
 """
@@ -131,6 +131,9 @@ def _embedded_v4(address: IPAddress) -> ipaddress.IPv4Address | None:
             return address.teredo[1]
         if address in ipaddress.ip_network("64:ff9b::/96"):  # NAT64
             return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        # IPv4-compatible (deprecated, ::a.b.c.d; RFC 4291 2.5.5.1), but not :: and ::1
+        if int(address) >> 32 == 0 and int(address) > 1:
+            return ipaddress.IPv4Address(int(address))
     return None
 
 

@@ -56,7 +56,7 @@ class PerfSnapshotIn(BaseModel):
             if not value.strip():
                 return {}
             try:
-                value = json.loads(value)
+                value = web.parse_json(value)
             except ValueError:
                 raise ValueError("must be a JSON object or a JSON-encoded object") from None
             if not isinstance(value, dict):

@@ -173,7 +173,7 @@ def replay_upload(data: bytes) -> Upload:
     if data[:6] in _GIFS:
         return Upload(data=data, content_type="image/gif", extension=".gif")
     try:
-        events = json.loads(data)
+        events = web.parse_json(data)
     except (ValueError, UnicodeDecodeError):
         events = None
     if not isinstance(events, list):
@@ -402,7 +402,7 @@ def parse_metadata(raw: str | None) -> dict[str, Any]:
     if raw is None or not raw.strip():
         return {}
     try:
-        value = json.loads(raw, parse_constant=_no_constant)
+        value = web.parse_json(raw, parse_constant=_no_constant)
     except ValueError:
         raise _bad("metadata", "must be JSON text") from None
     if not isinstance(value, dict):

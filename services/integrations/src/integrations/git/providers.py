@@ -4,6 +4,11 @@ Every failure of the provider — an error status, a timeout, an unreachable hos
 that is not an issue — becomes a 502 envelope (`BadGateway`) whose message tells the user
 what to fix ("GitHub answered 401: check the token"). Redirects are not followed, and no
 more than `MAX_RESPONSE_BYTES` of an answer are read.
+
+A user-given `base_url` (a self-hosted GitLab or GitHub Enterprise) is a target like a
+webhook's (targets.py): its name is resolved and checked at the call, and the request goes to
+a checked address with the name as Host header and TLS SNI, so a DNS answer that changes
+after the check (rebinding) cannot send the token elsewhere.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import httpx
 
 from bugnet_common import errors
 
+from .. import targets
 from ..settings import IntegrationsSettings
 
 PROVIDERS = ("github", "gitlab")
@@ -130,17 +136,48 @@ def _created(provider: str, raw: bytes) -> CreatedIssue | None:
     return CreatedIssue(url=url, number=number)
 
 
+Attempt = tuple[str, dict[str, str], dict[str, Any]]  # url, headers, httpx extensions
+
+
+def _pinned(name: str, url: str, headers: dict[str, str],
+            settings: IntegrationsSettings) -> list[Attempt]:
+    """The request to a user-given host, once per checked address of its name (now)."""
+    try:
+        target = targets.parse(url, settings)
+        addresses = targets.resolve(target, settings)
+    except targets.Unresolvable:
+        raise errors.BadGateway(f"{name} could not be reached at {httpx.URL(url).host} "
+                                "(the name does not resolve)") from None
+    except targets.TargetRefused as exc:
+        raise errors.Conflict(f"The git integration's base_url is refused: {exc}") from None
+    extensions: dict[str, Any] = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    return [(target.url_for(address), {**headers, "Host": target.host_header}, extensions)
+            for address in addresses]
+
+
 def create_issue(*, provider: str, repository: str, base_url: str | None, token: str,
                  draft: IssueDraft, settings: IntegrationsSettings) -> CreatedIssue:
     """Create the issue on the provider; BadGateway with a user-facing message on failure."""
     name = PROVIDER_NAMES[provider]
     base = api_base(provider, base_url, settings)
     url, headers, body = issue_request(provider, repository, base, token, draft)
+    # The operator's provider URLs (settings) are trusted; a user's base_url is checked and
+    # pinned to the checked addresses, each tried in turn until one connects.
+    attempts: list[Attempt] = [(url, headers, {})]
+    if base_url is not None:
+        attempts = _pinned(name, url, headers, settings)
     timeout = settings.git_timeout_seconds
     try:
-        with (httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client,
-              client.stream("POST", url, headers=headers, json=body) as response):
-            raw = _read(response)
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            for i, (attempt_url, attempt_headers, extensions) in enumerate(attempts):
+                try:
+                    with client.stream("POST", attempt_url, headers=attempt_headers, json=body,
+                                       extensions=extensions) as response:
+                        raw = _read(response)
+                    break
+                except httpx.ConnectError:
+                    if i == len(attempts) - 1:
+                        raise
     except httpx.TimeoutException:
         raise errors.BadGateway(f"{name} did not answer within {timeout:g} s") from None
     except httpx.HTTPError as exc:
