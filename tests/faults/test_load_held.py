@@ -76,10 +76,13 @@ class Window:
 
 
 def tree_rss_mb(pid: int) -> float:
+    """The private memory (USS) of a program's process tree. Summed RSS would count shared
+    pages once per process: PostgreSQL's backends each map the shared buffers they touched,
+    so their RSS sum climbs for many minutes without any leak (measured: 817 -> 1,187 MB)."""
     try:
         proc = psutil.Process(pid)
         procs = [proc, *proc.children(recursive=True)]
-        return sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20
+        return sum(p.memory_full_info().uss for p in procs if p.is_running()) / 2**20
     except psutil.Error:
         return 0.0
 
@@ -131,8 +134,8 @@ class Driver:
         window.latencies.append(time.perf_counter() - started)
         if not ok:
             window.errors += 1
-            if len(self.error_samples) < 10:
-                self.error_samples.append(detail)
+            if len(self.error_samples) < 20:
+                self.error_samples.append(f"t={window.started:.0f}s {detail}")
 
     def sample_memory(self, window: Window) -> None:
         for row in self.stack.status():
@@ -161,7 +164,7 @@ class Driver:
                 if len(tasks) >= MAX_IN_FLIGHT:
                     # The stack fell this far behind the schedule: count it, don't pile up.
                     self.windows[-1].errors += 1
-                    if len(self.error_samples) < 10:
+                    if len(self.error_samples) < 20:
                         self.error_samples.append(f"{kind} not sent: {len(tasks)} in flight")
                     continue
                 task = asyncio.create_task(self.one(client, kind))

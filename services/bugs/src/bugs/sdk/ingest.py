@@ -51,6 +51,7 @@ from bugnet_common.bus import subjects
 from bugnet_common.bus.events import Event, isoformat, utcnow
 from bugnet_common.db import Database
 from bugnet_common.groupcommit import BatchWriter, WriterPool
+from bugnet_common.logs import current_request_id
 
 from ..models import BUS, Activity, Bug, Occurrence, Project
 from ..reports.schemas import BugIn
@@ -89,6 +90,9 @@ class Pending:
     done: threading.Event = field(default_factory=threading.Event)
     result: SubmittedReportOut | None = None
     error: BaseException | None = None
+    # The submitting request's id, taken in its own thread: the writer thread that stores the
+    # report for many requests at once gives it to the report's event as its correlation id.
+    request_id: str | None = field(default_factory=current_request_id)
 
     @classmethod
     def of(cls, key_hash: str, data: BugIn) -> Pending:
@@ -136,13 +140,14 @@ def bug_row(item: Pending, project_id: str, number: int) -> dict[str, Any]:
     }
 
 
-def event(subject: str, data: Any) -> Event:
+def event(subject: str, data: Any, correlation_id: str | None = None) -> Event:
     """An outbox event as `events.emit` stages it."""
-    return Event(type=subject, source="bugs", data=ev.payload(data))
+    return Event(type=subject, source="bugs", data=ev.payload(data),
+                 correlation_id=correlation_id)
 
 
 def created_event(row: Mapping[str, Any], project_slug: str,
-                  first_player: str | None = None) -> Event:
+                  first_player: str | None = None, request_id: str | None = None) -> Event:
     """`bug_created` of a new SDK bug, with the snapshot `events.snapshot` takes (and, for a
     crash, who hit its first report)."""
     snap = ev.BugSnapshot(
@@ -154,7 +159,7 @@ def created_event(row: Mapping[str, Any], project_slug: str,
         created_at=iso(row["created_at"]) or "", resolved_at=None,
         url=f"/api/projects/{project_slug}/bugs/{row['id']}")
     return event(subjects.BUG_CREATED, ev.BugChanged(bug=snap, actor_id=None,
-                                                     player_key=first_player))
+                                                     player_key=first_player), request_id)
 
 
 def created_activity(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -281,10 +286,11 @@ class _Rows:
     activity: list[dict[str, Any]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
-    def new_bug(self, row: dict[str, Any], slug: str, first_player: str | None = None) -> None:
+    def new_bug(self, row: dict[str, Any], slug: str, first_player: str | None = None,
+                request_id: str | None = None) -> None:
         self.new_bugs.append(row)
         self.activity.append(created_activity(row))
-        self.events.append(created_event(row, slug, first_player))
+        self.events.append(created_event(row, slug, first_player, request_id))
 
 
 def write_batch(pg: psycopg.Connection[Any],
@@ -305,7 +311,7 @@ def write_batch(pg: psycopg.Connection[Any],
             continue
         for n, i in enumerate(indexes):
             row = bug_row(batch[i], project.id, project.first_number + n)
-            rows.new_bug(row, project.slug)
+            rows.new_bug(row, project.slug, request_id=batch[i].request_id)
             answers[i] = submitted(row)
     grouped = {h: indexes for h, indexes in crashes.items() if h in projects}
     if grouped:
@@ -375,7 +381,7 @@ def _group_crashes(pg: psycopg.Connection[Any], batch: Sequence[Pending],
             first = batch[indexes[0]]
             new_row = bug_row(first, project_id, numbers[project_id])
             numbers[project_id] += 1
-            rows.new_bug(new_row, project.slug, player_key(first.data))
+            rows.new_bug(new_row, project.slug, player_key(first.data), first.request_id)
             rows.occurrences.append({
                 "bug_id": new_row["id"], "game_version": first.data.game_version,
                 "platform": first.data.platform, "player_key": player_key(first.data),
