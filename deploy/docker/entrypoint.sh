@@ -40,7 +40,7 @@ case "$1" in
         svc="${1%-api}" && fresh_metrics_dir "$svc"
         exec granian --interface wsgi --factory --host "$host" --port "$port" \
             --workers "$workers" --blocking-threads "$threads" \
-            --respawn-failed-workers --log-level warning "${svc}.app:create_app"
+            --http1-header-read-timeout 60000 --respawn-failed-workers --log-level warning "${svc}.app:create_app"
         ;;
     auth-api | integrations-api)
         svc="${1%-api}" && fresh_metrics_dir "$svc"

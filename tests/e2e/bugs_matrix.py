@@ -21,7 +21,7 @@ import struct
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -926,24 +926,27 @@ def play_family(env: Env, family: str, world: World) -> list[Outcome]:
     return out
 
 
-def mismatches(outcomes: list[Outcome]) -> list[str]:
+def mismatches(outcomes: Sequence[Any]) -> list[str]:
+    """Each cell that went wrong, as `row as role: problem` (any matrix's outcomes)."""
     return [f"{o.row} as {o.role}: {o.problem}" for o in outcomes if o.problem]
 
 
 SHORT = {"anonymous": "anon", "non_member": "nonmbr", "member": "member", "admin": "admin",
          "owner": "owner", "member_deny": "deny", "member_grant": "grant", "key": "key",
          "foreign_key": "f.key", "no_key": "no key", "bearer_only": "bearer",
-         "other_user": "other", "invitee": "invitee"}
+         "other_user": "other", "invitee": "invitee", "user": "user"}
 
 
-def summary(outcomes: list[Outcome]) -> str:
-    """route by role -> status, one table per set of roles; a mismatch shows as `actual!expected`."""
+def summary(outcomes: Sequence[Any],
+            expected: Callable[[Any], object] = lambda o: o.expected) -> str:
+    """route by role -> status, one table per set of roles; a mismatch shows as `actual!expected`.
+    Any matrix's outcomes (row, role, route, actual, problem); `expected` picks what to print."""
     if not outcomes:
         return ""
     rows: dict[str, dict[str, str]] = {}
     roles_of: dict[str, tuple[str, ...]] = {}
     for o in outcomes:
-        mark = str(o.actual) if not o.problem else f"{o.actual}!{o.expected}"
+        mark = str(o.actual) if not o.problem else f"{o.actual}!{expected(o)}"
         rows.setdefault(o.row, {})[o.role] = mark
         roles_of[o.row] = o.route.roles()
     width = max(len(r) for r in rows) + 1

@@ -3,17 +3,26 @@ memory flat, p99 stable and zero errors (issue 7). Run with `make test-faults`.
 
 An open-loop driver (requests leave on a fixed schedule, whatever the answers do, so a slow
 server shows up as latency rather than as less load) sends, per ten requests: three session
-starts, three session ends, two perf snapshots, one SDK bug report and one dashboard read.
-Every `SAMPLE_SECONDS` it records each supervised program's resident memory (its whole process
-tree: granian's and gunicorn's workers included) and the window's latency percentiles.
+starts, three session ends, two perf snapshots, one SDK bug report and one dashboard read
+(analytics, bugs, auth and integrations in turn).
+Every `SAMPLE_SECONDS` it records each supervised program's private memory (USS of its whole
+process tree: granian's and gunicorn's workers included) and the window's latency percentiles.
+Sampling runs in a thread: done on the event loop it held up the sends due meanwhile, which
+then left in one burst and queued — the driver's own stall, measured as the stack's p99
+(100-200 ms in every window, seconds in some; 14 ms with the sampling off the loop).
 
 Verdicts, after a warm-up (`WARMUP_SECONDS`: caches, pools and PostgreSQL's shared buffers
 fill up first):
 - errors: every answer is the expected 2xx;
-- memory: no program's RSS at the end exceeds its post-warm-up level by more than
-  max(15 %, 30 MB) (a leak of even 50 KB/s over ten minutes would cross it);
+- memory: no program's USS at the end exceeds its post-warm-up level by more than
+  max(15 %, 30 MB) (a leak of 65 KB/s, about 230 MB an hour, would cross it);
 - latency: no window's p99 is above three times the median window p99 (one-off scheduling
   spikes of a shared 2-core box are tolerated by the median, a trend is not).
+
+A second table explains a bad window: the slowest answer per kind, Envoy's upstream counters
+(connection failures, resets with a request in flight, pending overflows, retries), the CPU
+each program used, how late the driver sent, and how long sampling took; then Envoy's access
+log entries of any 5xx (response flags say whose failure) and PostgreSQL's checkpoints.
 
 BUGNET_SOAK_SECONDS (default 600) and BUGNET_SOAK_RATE (requests/s, default 120: a fraction of
 what bench.analytics_ingest and bench.sdk_submit show the box carries) tune it;
@@ -24,12 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import statistics
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -38,6 +49,7 @@ import pytest
 
 from bugnet_gateway.render import RateLimits
 from bugnet_stack import Ports, Stack
+from bugnet_stack.config import SERVICES
 from servers import scratch_dir
 
 pytestmark = [pytest.mark.heavy, pytest.mark.timeout(3600)]
@@ -49,6 +61,8 @@ WARMUP_SECONDS = min(120.0, DURATION / 4)
 UNLIMITED = 10_000_000
 MAX_IN_FLIGHT = 256  # open loop, but bounded: a stack that falls behind fails, the driver doesn't
 MIX = ("start", "start", "start", "end", "end", "end", "perf", "perf", "submit", "dashboard")
+DASHBOARD_READS = ("/api/projects/{slug}/analytics/crashes", "/api/projects/{slug}/bugs",
+                   "/api/auth/me", "/api/projects/{slug}/webhooks")
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +83,11 @@ class Window:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     rss_mb: dict[str, float] = field(default_factory=dict)
+    worst_ms: dict[str, float] = field(default_factory=dict)  # slowest answer per kind
+    envoy: dict[str, int] = field(default_factory=dict)  # upstream counters, this window's delta
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds per program, delta
+    late_ms: float = 0.0  # how far behind its schedule the driver sent a request, at worst
+    sample_s: float = 0.0  # how long sampling took
 
     def p(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -87,6 +106,68 @@ def tree_rss_mb(pid: int) -> float:
         return 0.0
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a program's live process tree."""
+    try:
+        proc = psutil.Process(pid)
+        times = [p.cpu_times() for p in (proc, *proc.children(recursive=True))]
+    except psutil.Error:
+        return 0.0
+    return sum(t.user + t.system for t in times)
+
+
+# Envoy's per-cluster counters that tell why an upstream request failed or waited.
+ENVOY_COUNTERS = ("upstream_cx_connect_fail", "upstream_cx_connect_timeout",
+                  "upstream_cx_destroy_remote_with_active_rq", "upstream_cx_total",
+                  "upstream_rq_pending_overflow", "upstream_rq_pending_total",
+                  "upstream_rq_timeout", "upstream_rq_retry", "upstream_rq_5xx",
+                  "upstream_cx_protocol_error", "upstream_rq_rx_reset", "upstream_rq_tx_reset")
+
+
+def envoy_upstream_counters(admin_url: str) -> dict[str, int]:
+    """`<cluster>.<counter>` for the service clusters, from Envoy's admin interface."""
+    services = "|".join(SERVICES)
+    wanted = "|".join(ENVOY_COUNTERS)
+    try:
+        resp = httpx.get(f"{admin_url}/stats", params={
+            "format": "json", "filter": rf"^cluster\.({services})\.({wanted})$"}, timeout=5)
+        stats = resp.json()["stats"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return {}
+    return {s["name"].removeprefix("cluster."): int(s["value"]) for s in stats if "value" in s}
+
+
+def failed_access_log(log_dir: Path, limit: int = 40) -> list[str]:
+    """Envoy's access-log entries of answers >= 500 (status, response flags, details), from
+    its log and the rotated ones (supervisord keeps envoy.log.1 and .2)."""
+    found: list[str] = []
+    logs = sorted(log_dir.glob("envoy.log*"), key=lambda p: p.stat().st_mtime)
+    for line in (ln for log in logs for ln in log.read_text(errors="replace").splitlines()):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and str(entry.get("status", "")).startswith("5"):
+            found.append(f"{entry.get('time')} {entry.get('method')} {entry.get('path')} "
+                         f"{entry.get('status')} {entry.get('response_flags')} "
+                         f"{entry.get('details')} {entry.get('duration_ms')} ms")
+    return found[-limit:]
+
+
+def checkpoints(log_dir: Path, began: float) -> list[str]:
+    """PostgreSQL's checkpoint log lines, each with its time in seconds from the load's start."""
+    found = []
+    for line in (log_dir / "postgres.log").read_text(errors="replace").splitlines():
+        if "checkpoint" not in line:
+            continue
+        try:
+            at = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        found.append(f"t={at.timestamp() - began:.0f}s {line[24:].strip()}")
+    return found
+
+
 class Driver:
     def __init__(self, stack: Stack, token: str, slug: str, api_key: str) -> None:
         self.stack = stack
@@ -97,6 +178,10 @@ class Driver:
         self.windows: list[Window] = []
         self.sent = 0
         self.error_samples: list[str] = []
+        self.cpu_before: dict[str, float] = {}
+        self.envoy_before: dict[str, int] = {}
+        self.began = 0.0
+        self.reads = itertools.cycle(range(len(DASHBOARD_READS)))
 
     def request(self, kind: str) -> tuple[str, str, dict | None, dict[str, str], int]:
         sdk = {"X-API-Key": self.api_key}
@@ -118,8 +203,9 @@ class Driver:
             return ("POST", "/api/bugs/submit", {
                 "title": f"Soak report {uuid.uuid4().hex[:8]}", "description": "held load",
                 "category": "gameplay", "platform": "Windows", "game_version": "1.0.0"}, sdk, 201)
-        return ("GET", f"/api/projects/{self.slug}/analytics/crashes", None,
-                {"Authorization": f"Bearer {self.token}"}, 200)
+        # A dashboard read, each service's api in turn, so every api's memory is exercised.
+        path = DASHBOARD_READS[next(self.reads)].format(slug=self.slug)
+        return ("GET", path, None, {"Authorization": f"Bearer {self.token}"}, 200)
 
     async def one(self, client: httpx.AsyncClient, kind: str) -> None:
         method, path, body, headers, expected = self.request(kind)
@@ -131,23 +217,39 @@ class Driver:
             detail = f"{kind} {resp.status_code} {resp.text[:120]}"
         except httpx.HTTPError as exc:
             ok, detail = False, f"{kind} {type(exc).__name__}"
-        window.latencies.append(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        window.latencies.append(elapsed)
+        window.worst_ms[kind] = max(window.worst_ms.get(kind, 0.0), elapsed * 1000)
         if not ok:
             window.errors += 1
             if len(self.error_samples) < 20:
                 self.error_samples.append(f"t={window.started:.0f}s {detail}")
 
-    def sample_memory(self, window: Window) -> None:
-        for row in self.stack.status():
-            if row.pid:
-                window.rss_mb[row.name] = tree_rss_mb(row.pid)
+    def sample(self, window: Window) -> None:
+        """Memory, CPU and Envoy's counters at the end of `window`. Run off the event loop (it
+        takes a while): a blocked loop would send the requests due meanwhile in one burst."""
+        started = time.perf_counter()
+        for info in self.stack.supervisor.all_info():  # pids only: no health probes
+            name, pid = str(info["name"]), int(info["pid"])
+            if pid:
+                window.rss_mb[name] = tree_rss_mb(pid)
+                cpu = tree_cpu_s(pid)
+                window.cpu_s[name] = cpu - self.cpu_before.get(name, 0.0)
+                self.cpu_before[name] = cpu
+        counters = envoy_upstream_counters(self.stack.urls.envoy_admin)
+        window.envoy = {k: v - self.envoy_before.get(k, 0) for k, v in counters.items()
+                        if v - self.envoy_before.get(k, 0)}
+        self.envoy_before = counters
+        window.sample_s = time.perf_counter() - started
 
     async def run(self) -> None:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         async with httpx.AsyncClient(base_url=self.stack.urls.gateway, timeout=10.0,
                                      limits=limits, trust_env=False) as client:
             tasks: set[asyncio.Task[None]] = set()
+            samplers: set[asyncio.Task[None]] = set()
             begin = time.monotonic()
+            self.began = time.time()
             self.windows.append(Window(started=0.0))
             next_sample = SAMPLE_SECONDS
             for i, kind in enumerate(itertools.cycle(MIX)):
@@ -157,8 +259,12 @@ class Driver:
                     break
                 if due > now:
                     await asyncio.sleep(due - now)
+                else:
+                    self.windows[-1].late_ms = max(self.windows[-1].late_ms, (now - due) * 1000)
                 if due - begin >= next_sample:
-                    self.sample_memory(self.windows[-1])
+                    sampler = asyncio.create_task(asyncio.to_thread(self.sample, self.windows[-1]))
+                    samplers.add(sampler)
+                    sampler.add_done_callback(samplers.discard)
                     self.windows.append(Window(started=next_sample))
                     next_sample += SAMPLE_SECONDS
                 if len(tasks) >= MAX_IN_FLIGHT:
@@ -171,8 +277,8 @@ class Driver:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 self.sent += 1
-            await asyncio.gather(*tasks)
-            self.sample_memory(self.windows[-1])
+            await asyncio.gather(*tasks, *samplers)
+            self.sample(self.windows[-1])
 
 
 def test_mixed_load_is_held_with_flat_memory_stable_p99_and_no_errors(
@@ -203,6 +309,21 @@ def test_mixed_load_is_held_with_flat_memory_stable_p99_and_no_errors(
                      f"{w.p(0.99):.1f} | "
                      + " | ".join(f"{w.rss_mb.get(p, 0):.0f}" for p in programs) + " |")
     table = "\n".join(lines)
+    diagnosis = ["", "", "| window (s) | slowest answer per kind (ms) | Envoy upstream counters "
+                 "| CPU s per program (top 4) | driver late ms | sampling s |",
+                 "|---|---|---|---|---|---|"]
+    for w in windows:
+        worst = ", ".join(f"{k} {v:.0f}" for k, v in sorted(w.worst_ms.items()))
+        envoy = ", ".join(f"{k.replace('upstream_', '')} {v}" for k, v in sorted(w.envoy.items()))
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in
+                        sorted(w.cpu_s.items(), key=lambda kv: -kv[1])[:4])
+        diagnosis.append(f"| {w.started:.0f} | {worst} | {envoy} | {cpu} | {w.late_ms:.0f} | "
+                         f"{w.sample_s:.2f} |")
+    table += "\n".join(diagnosis)
+    if failed := failed_access_log(soak_stack.log_dir):
+        table += "\n\nEnvoy's answers >= 500 (last 40):\n" + "\n".join(failed)
+    if found := checkpoints(soak_stack.log_dir, driver.began):
+        table += "\n\nPostgreSQL checkpoints:\n" + "\n".join(found)
     summary = (f"{driver.sent} requests in {DURATION:.0f} s at {RATE:.0f}/s; errors "
                f"{sum(w.errors for w in windows)}; load average {os.getloadavg()[0]:.1f}")
     print(f"\n{summary}\n{table}")

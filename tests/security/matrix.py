@@ -45,7 +45,6 @@ PROJECT_ROLES = ("anonymous", "non_member", "member", "admin", "owner", "member_
                  "member_grant")
 USER_ROLES = ("anonymous", "user", "other_user")
 SDK_ROLES = ("key", "foreign_key", "no_key", "bearer_only")
-SHORT = bm.SHORT | {"user": "user"}
 
 
 def user_key(kind: str, permission: str) -> str:
@@ -709,26 +708,5 @@ def sample(routes: list[Any]) -> list[Any]:
     return list(picked.values())
 
 
-def mismatches(outcomes: list[Outcome]) -> list[str]:
-    return [f"{o.row} as {o.role}: {o.problem}" for o in outcomes if o.problem]
-
-
 def summary(outcomes: list[Outcome]) -> str:
-    if not outcomes:
-        return ""
-    table: dict[str, dict[str, str]] = {}
-    roles_of: dict[str, tuple[str, ...]] = {}
-    for o in outcomes:
-        table.setdefault(o.row, {})[o.role] = (str(o.actual) if not o.problem
-                                               else f"{o.actual}!{o.expected[0]}")
-        roles_of[o.row] = o.route.roles()
-    width = max(len(r) for r in table) + 1
-    lines: list[str] = []
-    for cols in dict.fromkeys(roles_of.values()):
-        head = "route".ljust(width) + " ".join(SHORT[c].rjust(7) for c in cols)
-        lines += ["", head, "-" * len(head)]
-        lines += [row.ljust(width) + " ".join(cells.get(c, "").rjust(7) for c in cols)
-                  for row, cells in table.items() if roles_of[row] == cols]
-    bad = sum(1 for o in outcomes if o.problem)
-    lines.append(f"{len(outcomes)} cells over {len(table)} route rows; {bad} mismatches")
-    return "\n".join(lines)
+    return bm.summary(outcomes, expected=lambda o: o.expected[0])

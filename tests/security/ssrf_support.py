@@ -6,19 +6,16 @@ real resolver): the answers for a name are given in order, the last one repeatin
 allowed address, then another one" is DNS rebinding. It counts the lookups of each name, so a
 test sees whether a connection looked the name up again after the check.
 
-`Listener` is an HTTP server on a given address and port that records requests and answers with
-a fixed status, headers and JSON body: two of them on 127.0.0.2 and 127.0.0.3 with the SAME port
-are the address a name was checked to and the address a rebound answer points to.
+The HTTP servers are `integration.integrations.receivers.Receiver`s on chosen addresses: two
+of them on 127.0.0.2 and 127.0.0.3 with the SAME port are the address a name was checked to and
+the address a rebound answer points to.
 """
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
@@ -57,61 +54,3 @@ class ScriptedDns:
         if not out:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return out
-
-
-@dataclass(frozen=True)
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Listener:
-    host: str
-    port: int = 0
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-    requests: list[Seen] = field(default_factory=list)
-
-    def start(self) -> Listener:
-        listener = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                listener.requests.append(Seen(self.command, self.path,
-                                              {k.lower(): v for k, v in self.headers.items()},
-                                              body))
-                out = b"" if listener.body is None else json.dumps(listener.body).encode()
-                self.send_response(listener.status)
-                for name, value in listener.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            do_POST = do_GET = do_PUT = _handle
-
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_port
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()

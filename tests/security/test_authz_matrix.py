@@ -67,7 +67,7 @@ def assert_clean(mine: list[mx.Outcome], bugs: list[bm.Outcome]) -> None:
     OUTCOMES.extend(mine)
     BUGS_OUTCOMES.extend(bugs)
     assert mine or bugs
-    problems = mx.mismatches(mine) + bm.mismatches(bugs)
+    problems = bm.mismatches(mine) + bm.mismatches(bugs)
     total = len(mine) + len(bugs)
     assert not problems, (f"{len(problems)} of {total} cells differ from the spec:\n"
                           + "\n".join(problems))

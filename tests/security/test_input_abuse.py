@@ -30,7 +30,7 @@ from e2e.support import assert_envelope_error, auth, signup
 from fuzzing import SCHEMA, addresses, assert_envelope, check_case, fuzz_world
 from hypothesis import HealthCheck, Phase, settings
 
-from bugnet_common.web import MAX_JSON_DEPTH
+from bugnet_common.untrusted import MAX_JSON_DEPTH
 from bugnet_stack import Stack
 
 pytestmark = pytest.mark.e2e

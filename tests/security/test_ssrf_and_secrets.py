@@ -41,7 +41,8 @@ import pytest
 from argon2 import PasswordHasher
 from e2e.support import auth
 from fakes.gitlab import FakeGitLab
-from security.ssrf_support import Listener, ScriptedDns
+from integration.integrations.receivers import Receiver
+from security.ssrf_support import ScriptedDns
 
 from bugnet_common import errors
 from bugnet_common.apikeys import hash_api_key
@@ -157,12 +158,12 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> ScriptedDns:
 
 
 @pytest.fixture()
-def pair() -> Iterator[tuple[Listener, Listener]]:
+def pair() -> Iterator[tuple[Receiver, Receiver]]:
     """`checked` on 127.0.0.2 (the allowlisted address) and `elsewhere` on 127.0.0.3, same port."""
-    checked = Listener("127.0.0.2", status=201,
+    checked = Receiver(host="127.0.0.2", statuses=[201],
                        body={"web_url": "https://gitlab.rebind.test/a/b/-/issues/7", "iid": 7})
     checked.start()
-    elsewhere = Listener("127.0.0.3", port=checked.port, status=201,
+    elsewhere = Receiver(host="127.0.0.3", port=checked.port, statuses=[201],
                          body={"web_url": "https://stolen.example/x", "iid": 9}).start()
     yield checked, elsewhere
     checked.stop()
@@ -195,7 +196,7 @@ def webhook_prepared(url: str, s: IntegrationsSettings) -> send.Prepared:
 
 
 def test_delivery_checks_the_name_again_and_refuses_a_new_private_answer(
-        dns: ScriptedDns, pair: tuple[Listener, Listener]) -> None:
+        dns: ScriptedDns, pair: tuple[Receiver, Receiver]) -> None:
     checked, elsewhere = pair
     s = default_settings(**ONLY_127_0_0_2)
     url = f"http://hook.rebind.test:{checked.port}/in"
@@ -215,7 +216,7 @@ def test_delivery_checks_the_name_again_and_refuses_a_new_private_answer(
 
 
 def test_delivery_connects_to_the_checked_address_not_a_second_lookup(
-        dns: ScriptedDns, pair: tuple[Listener, Listener]) -> None:
+        dns: ScriptedDns, pair: tuple[Receiver, Receiver]) -> None:
     checked, elsewhere = pair
     s = default_settings(**ONLY_127_0_0_2)
     url = f"http://hook.rebind.test:{checked.port}/in"
@@ -245,7 +246,7 @@ def git_issue(base_url: str, s: IntegrationsSettings, token: str) -> providers.C
 
 
 def test_git_call_is_pinned_to_the_checked_address(
-        dns: ScriptedDns, pair: tuple[Listener, Listener]) -> None:
+        dns: ScriptedDns, pair: tuple[Receiver, Receiver]) -> None:
     checked, elsewhere = pair
     s = default_settings(**ONLY_127_0_0_2)
     base = f"http://gitlab.rebind.test:{checked.port}"
@@ -262,7 +263,7 @@ def test_git_call_is_pinned_to_the_checked_address(
 
 
 def test_git_call_refuses_a_name_rebound_after_the_check(
-        dns: ScriptedDns, pair: tuple[Listener, Listener]) -> None:
+        dns: ScriptedDns, pair: tuple[Receiver, Receiver]) -> None:
     """Regression: the git call let the HTTP client look the base_url's name up again after
     the check, so a rebinding answer sent the request (and the token) to any address."""
     checked, elsewhere = pair
@@ -320,7 +321,7 @@ def test_private_targets_are_refused_through_the_gateway_naming_the_field(
     _, token, _ = signup(new_client(), "Pw-" + secrets.token_urlsafe(12))
     slug = new_project(new_client, token, "SSRF Game")["slug"]
     hooks = f"/projects/{slug}/webhooks"
-    receiver = Listener("127.0.0.1").start()  # allowlisted in the e2e stack
+    receiver = Receiver().start()  # allowlisted in the e2e stack
     try:
         made = new_client().post(hooks, headers=auth(token),
                                  json={"url": receiver.url + "/ok", "events": ["bug_created"]})
@@ -362,8 +363,8 @@ def test_redirects_to_other_addresses_are_never_followed(
         new_client: Callable[..., httpx.Client]) -> None:
     _, token, _ = signup(new_client(), "Pw-" + secrets.token_urlsafe(12))
     slug = new_project(new_client, token, "Redirect Game")["slug"]
-    inside = Listener("127.0.0.1").start()
-    redirector = Listener("127.0.0.1", status=302,
+    inside = Receiver().start()
+    redirector = Receiver(statuses=[302],
                           headers={"Location": inside.url + "/stolen"}).start()
     try:
         api = new_client()
@@ -380,7 +381,7 @@ def test_redirects_to_other_addresses_are_never_followed(
         assert bug.status_code == 201, bug.text
         wait_for(lambda: len(redirector.requests) >= 2, what="the event delivery")
         # GitLab on a redirecting base_url: a clean 502, the token never sent on
-        redirector.status = 307
+        redirector.statuses = [307]
         git = api.post(f"/projects/{slug}/integrations/git", headers=auth(token), json={
             "provider": "gitlab", "repository": "a/b", "token": "glpat-redirect-me",
             "base_url": redirector.url})
@@ -527,7 +528,7 @@ def test_secrets_never_leak_in_responses_logs_events_or_rows(
     wait_for(lambda: new_client().get(f"/projects/{slug}/webhooks", headers=h)
              .status_code == 200, what="project known to integrations")
 
-    receiver = Listener("127.0.0.1").start()
+    receiver = Receiver().start()
     gitlab_token = "glpat-" + _random(24)
     gitlab = FakeGitLab(token=gitlab_token, projects=["studio/secret-game"])
     gitlab.start()

@@ -6,7 +6,6 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import nats as nats_client
@@ -19,33 +18,16 @@ from bugnet_common.bus.events import Event
 from bugnet_common.bus.inbox import Consumer, PoisonMessage
 from bugnet_common.bus.nats_io import ensure_kv
 from bugnet_common.bus.outbox import OutboxRelay, add_event
-from bugnet_common.bus.tables import OUTBOX_NOTIFY_DDL, bus_tables
+from bugnet_common.bus.tables import bus_tables
 from bugnet_common.bus.worker import Worker
 from bugnet_common.db import Database
-from bugnet_common.testing import truncate_all, worker_thread
-from servers import NatsInfo, PostgresInfo
+from bugnet_common.testing import worker_thread
+from servers import NatsInfo
 
 METADATA = sa.MetaData()
 TABLES = bus_tables(METADATA)
 EFFECTS = sa.Table("effects", METADATA, sa.Column("event_id", sa.Text, primary_key=True),
                    sa.Column("consumer", sa.Text, nullable=False))
-
-
-@pytest.fixture(scope="module")
-def db(pg: PostgresInfo) -> Iterator[Database]:
-    database = Database(pg.create_database("bus_it"))
-    METADATA.create_all(database.engine)
-    with database.engine.begin() as conn:
-        for statement in OUTBOX_NOTIFY_DDL:
-            conn.execute(sa.text(statement))
-    yield database
-    database.engine.dispose()
-
-
-@pytest.fixture()
-def clean(db: Database) -> Database:
-    truncate_all(db.engine, METADATA)
-    return db
 
 
 def run(coro: Any) -> Any:

@@ -9,7 +9,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,34 +23,17 @@ from bugnet_common import metrics
 from bugnet_common.bus.events import Event
 from bugnet_common.bus.inbox import Consumer
 from bugnet_common.bus.outbox import add_event
-from bugnet_common.bus.tables import OUTBOX_NOTIFY_DDL, bus_tables
+from bugnet_common.bus.tables import bus_tables
 from bugnet_common.bus.worker import Worker
 from bugnet_common.db import Database
 from bugnet_common.logs import configure_logging
 from bugnet_common.settings import ServiceSettings
-from bugnet_common.testing import truncate_all, worker_thread
+from bugnet_common.testing import worker_thread
 from bugnet_common.web import create_service_app, ok
 from servers import NatsInfo, PostgresInfo
 
 METADATA = sa.MetaData()
 TABLES = bus_tables(METADATA)
-
-
-@pytest.fixture(scope="module")
-def db(pg: PostgresInfo) -> Iterator[Database]:
-    database = Database(pg.create_database("ops_it"))
-    METADATA.create_all(database.engine)
-    with database.engine.begin() as conn:
-        for statement in OUTBOX_NOTIFY_DDL:
-            conn.execute(sa.text(statement))
-    yield database
-    database.engine.dispose()
-
-
-@pytest.fixture()
-def clean(db: Database) -> Database:
-    truncate_all(db.engine, METADATA)
-    return db
 
 
 def samples(text: str, name: str, **labels: str) -> list[float]:

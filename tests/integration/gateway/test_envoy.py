@@ -11,8 +11,6 @@ import base64
 import itertools
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -25,12 +23,12 @@ from typing import Any
 
 import httpx
 import pytest
+from integration.gateway.envoy_process import ENVOY, envoy, wait_until
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 
 from bugnet_gateway.render import RateLimits, render_config
 
-ENVOY = Path(sys.executable).with_name("envoy")
 MIB = 1024 * 1024
 NOW = int(time.time())
 
@@ -174,71 +172,12 @@ def running_envoy(
     workdir: Path, upstreams: dict[str, tuple[str, int]], limits: RateLimits | None = None
 ) -> Iterator[Gateway]:
     listen_port, admin_port = free_port(), free_port()
-    config = workdir / "envoy.yaml"
-    config.write_text(
-        render_config(
-            listen_port=listen_port,
-            admin_port=admin_port,
-            upstreams=upstreams,
-            limits=limits or RateLimits(),
-        )
-    )
-    access_log, envoy_log = workdir / "access.log", workdir / "envoy.log"
-    with access_log.open("wb") as stdout, envoy_log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [
-                str(ENVOY),
-                "-c",
-                str(config),
-                "--disable-hot-restart",  # no shared-memory clash with other Envoys here
-                "--concurrency",
-                "2",
-                "--log-level",
-                "warning",
-                "--file-flush-interval-msec",
-                "50",
-            ],
-            stdout=stdout,
-            stderr=stderr,
-        )
-    gateway = Gateway(
-        url=f"http://127.0.0.1:{listen_port}",
-        admin_url=f"http://127.0.0.1:{admin_port}",
-        access_log=access_log,
-    )
-    try:
-        _wait_until(
-            lambda: _is_live(gateway, process), timeout=10, what="Envoy ready", log=envoy_log
-        )
-        yield gateway
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _is_live(gateway: Gateway, process: subprocess.Popen[bytes]) -> bool:
-    if process.poll() is not None:
-        raise RuntimeError(f"envoy exited with {process.returncode}")
-    try:
-        return httpx.get(f"{gateway.admin_url}/ready", timeout=1).text.strip() == "LIVE"
-    except httpx.TransportError:
-        return False
-
-
-def _wait_until(
-    check: Callable[[], bool], *, timeout: float, what: str, log: Path | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    detail = log.read_text()[-2000:] if log else ""
-    raise TimeoutError(f"{what} not reached in {timeout}s\n{detail}")
+    config = render_config(listen_port=listen_port, admin_port=admin_port,
+                           upstreams=upstreams, limits=limits or RateLimits())
+    admin_url = f"http://127.0.0.1:{admin_port}"
+    with envoy(config, workdir, ready_url=f"{admin_url}/ready") as access_log:
+        yield Gateway(url=f"http://127.0.0.1:{listen_port}", admin_url=admin_url,
+                      access_log=access_log)
 
 
 _source_ips = (f"127.0.0.{n}" for n in itertools.count(20))
@@ -273,7 +212,7 @@ def gateway(
         }
         with running_envoy(workdir, upstreams) as gw, gw.client("127.0.0.2") as probe:
             # The JWKS is fetched asynchronously; wait until a valid token is accepted.
-            _wait_until(
+            wait_until(
                 lambda: probe.get("/api/auth/me", headers=bearer(mint())).status_code == 200,
                 timeout=10,
                 what="JWKS fetched",
@@ -627,7 +566,7 @@ def test_access_log_is_json_on_stdout(
                 return entry
         return None
 
-    _wait_until(lambda: logged() is not None, timeout=5, what="access log line")
+    wait_until(lambda: logged() is not None, timeout=5, what="access log line")
     entry = logged()
     assert entry is not None
     assert entry["method"] == "GET"
@@ -655,7 +594,7 @@ def test_gateway_starts_before_auth_and_picks_up_the_jwks_later(
         assert client.get("/api/projects", headers=bearer(mint())).status_code == 401
 
         with echo_server("auth", upstream_state, port=auth_port):
-            _wait_until(
+            wait_until(
                 lambda: client.get("/api/projects", headers=bearer(mint())).status_code == 200,
                 timeout=10,
                 what="JWKS fetched after auth came up",

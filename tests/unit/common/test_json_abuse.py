@@ -11,7 +11,7 @@ from flask import Flask, request
 from joserfc.jwk import ECKey, KeySet
 from pydantic import BaseModel
 
-from bugnet_common import errors, web
+from bugnet_common import errors, untrusted, web
 from bugnet_common.auth import JwtVerifier
 from bugnet_common.settings import ServiceSettings
 
@@ -47,16 +47,16 @@ def nested(depth: int) -> bytes:
 
 
 def test_parse_json_refuses_deep_nesting_with_a_value_error() -> None:
-    assert web.parse_json(nested(web.MAX_JSON_DEPTH)) is not None
-    assert web.parse_json('{"a": ' + "[" * 99 + "]" * 99 + "}") == {"a": web.parse_json(
+    assert untrusted.parse_json(nested(untrusted.MAX_JSON_DEPTH)) is not None
+    assert untrusted.parse_json('{"a": ' + "[" * 99 + "]" * 99 + "}") == {"a": untrusted.parse_json(
         "[" * 99 + "]" * 99)}
-    for text in (nested(web.MAX_JSON_DEPTH + 1), nested(500_000),
+    for text in (nested(untrusted.MAX_JSON_DEPTH + 1), nested(500_000),
                  ('{"a": ' * 5000 + "1" + "}" * 5000)):
-        with pytest.raises(web.JsonTooDeep):
-            web.parse_json(text)
-    assert issubclass(web.JsonTooDeep, ValueError)
+        with pytest.raises(untrusted.JsonTooDeep):
+            untrusted.parse_json(text)
+    assert issubclass(untrusted.JsonTooDeep, ValueError)
     # wide is fine: many brackets, little depth
-    assert len(web.parse_json(b"[" + b",".join([b"[[1]]"] * 10_000) + b"]")) == 10_000
+    assert len(untrusted.parse_json(b"[" + b",".join([b"[[1]]"] * 10_000) + b"]")) == 10_000
 
 
 def test_deep_bodies_are_400_envelopes_at_every_flask_parse_site() -> None:
@@ -98,11 +98,11 @@ def test_utf8_encoded_surrogates_in_a_body_are_malformed_unless_the_handler_clea
         assert resp.status_code == 400, body
         assert resp.get_json()["error"] == "Malformed JSON body"
     with pytest.raises(errors.BadRequest):
-        web.loads_json(b'{"a": {"b": "\xed\xa0\x80"}}')
+        untrusted.loads_json(b'{"a": {"b": "\xed\xa0\x80"}}')
     # a byte-order mark is tolerated, as json.loads tolerates it in bytes
-    assert web.loads_json(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
+    assert untrusted.loads_json(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
     # the SDK submit's own cleaning still sees them (keep_unstorable)
-    assert web.loads_json(b'{"a": "\xed\xa0\x80"}', check_text=False) == {"a": "\ud800"}
+    assert untrusted.loads_json(b'{"a": "\xed\xa0\x80"}', check_text=False) == {"a": "\ud800"}
 
 
 def test_a_request_id_that_is_not_ascii_is_replaced() -> None:

@@ -5,8 +5,9 @@ import os
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-# Envoy pools upstream connections; a keep-alive shorter than Envoy's idle timeout would let
-# gunicorn close a connection Envoy is about to reuse.
+# Envoy pools upstream connections and closes them after 20 s idle
+# (bugnet_gateway.render.UPSTREAM_IDLE_TIMEOUT_S); a shorter keep-alive here would let gunicorn
+# close a connection Envoy is about to reuse.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
 timeout = 30
 graceful_timeout = 10

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from flask import Flask, g, has_request_context, request
 from pydantic import BaseModel, ValidationError
 
-from bugnet_common import errors, openapi, web
+from bugnet_common import errors, openapi, untrusted, web
 from bugnet_common.db import Database
 
 from . import access
@@ -71,7 +71,7 @@ class SdkRequest:
                 and not self.mimetype.endswith("+json"):
             raise errors.UnsupportedMediaType(
                 f"Unsupported content type '{self.mimetype}'; send application/json")
-        return web.loads_json(self.body)
+        return untrusted.loads_json(self.body)
 
     def project_id_of(self, key_hash: str) -> str:
         """The project of a well-formed key's hash; 401 for an unknown or replaced key."""

@@ -36,6 +36,10 @@ API_ENV_DEFAULTS: dict[str, dict[str, str]] = {
 # The bugs api's SDK submits went from 422/s to 518/s through Envoy with it (bench/sdk_submit.py).
 # GUNICORN_WORKERS / GUNICORN_THREADS size either server (granian: --workers, --blocking-threads).
 API_SERVERS: dict[str, str] = {"analytics": "granian", "bugs": "granian"}
+# granian closes an idle keep-alive connection when its HTTP/1 header read timeout runs out
+# (default 30 s). Envoy must close first (bugnet_gateway.render.UPSTREAM_IDLE_TIMEOUT_S), so it
+# is set to the longest granian allows; deploy/docker/entrypoint.sh passes the same.
+GRANIAN_KEEPALIVE_MS = 60_000
 
 # What `Stack(components=...)` accepts, in start order. Each needs the ones before it,
 # except that postgres and nats are independent of each other.

@@ -38,11 +38,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from bugnet_stack import dev_secrets, nats
+from bugnet_stack import dev_secrets, nats, processes
 from bugnet_stack.config import (
     API_ENV_DEFAULTS,
     API_SERVERS,
     COMPONENTS,
+    GRANIAN_KEEPALIVE_MS,
     LISTEN_HOST,
     PORT_LABELS,
     SERVICES,
@@ -724,13 +725,7 @@ class Stack:
             self._echo(f"migrations       applied for {', '.join(SERVICES)}")
         finally:
             for proc, log in running.values():
-                if proc.poll() is None:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=5)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+                processes.stop(proc)
                 log.close()
 
     def _stop(self, *, timeout: float) -> None:
@@ -857,6 +852,7 @@ def api_argv(service: str, bin_dir: Path, port: int, env: Mapping[str, str]) -> 
             "--host", LISTEN_HOST, "--port", str(port),
             "--workers", env.get("GUNICORN_WORKERS", "2"),
             "--blocking-threads", env.get("GUNICORN_THREADS", "4"),
+            "--http1-header-read-timeout", str(GRANIAN_KEEPALIVE_MS),
             "--respawn-failed-workers", "--log-level", "warning",
             f"{service}.app:create_app",
         ]

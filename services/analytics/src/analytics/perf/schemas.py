@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from bugnet_common import web
+from bugnet_common import untrusted
 
 Text50 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)]
 
@@ -56,12 +56,12 @@ class PerfSnapshotIn(BaseModel):
             if not value.strip():
                 return {}
             try:
-                value = web.parse_json(value)
+                value = untrusted.parse_json(value)
             except ValueError:
                 raise ValueError("must be a JSON object or a JSON-encoded object") from None
             if not isinstance(value, dict):
                 raise ValueError("must be a JSON object or a JSON-encoded object")
-        if (problem := web.find_unstorable(value)) is not None:
+        if (problem := untrusted.find_unstorable(value)) is not None:
             raise ValueError(f"{problem[0]} {problem[1]}")
         try:
             text = json.dumps(value, allow_nan=False)

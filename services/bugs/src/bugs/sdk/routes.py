@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException
 
-from bugnet_common import errors, openapi, web
+from bugnet_common import errors, openapi, untrusted, web
 
 from .. import access
 from .. import context as ctx
@@ -89,7 +89,7 @@ def _replay_form(max_bytes: int) -> tuple[dict[str, str], tuple[bytes, str | Non
     form, files = request.form, request.files
     if not form and not files:
         raise errors.BadRequest("Malformed or empty multipart body")
-    web.reject_nul(form)
+    untrusted.reject_nul(form)
     fields = {name: form[name] for name in ("bug_report_id", "duration_sec", "metadata")
               if name in form}
     if not fields.get("bug_report_id", "").strip():

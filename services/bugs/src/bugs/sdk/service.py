@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 from typing_extensions import TypedDict
 
-from bugnet_common import errors, web
+from bugnet_common import errors, untrusted
 from bugnet_common.bus import events as ev
 from bugnet_common.bus import subjects
 from bugnet_common.bus.events import isoformat, utcnow
@@ -173,7 +173,7 @@ def replay_upload(data: bytes) -> Upload:
     if data[:6] in _GIFS:
         return Upload(data=data, content_type="image/gif", extension=".gif")
     try:
-        events = web.parse_json(data)
+        events = untrusted.parse_json(data)
     except (ValueError, UnicodeDecodeError):
         events = None
     if not isinstance(events, list):
@@ -402,12 +402,12 @@ def parse_metadata(raw: str | None) -> dict[str, Any]:
     if raw is None or not raw.strip():
         return {}
     try:
-        value = web.parse_json(raw, parse_constant=_no_constant)
+        value = untrusted.parse_json(raw, parse_constant=_no_constant)
     except ValueError:
         raise _bad("metadata", "must be JSON text") from None
     if not isinstance(value, dict):
         raise _bad("metadata", "must be a JSON object")
-    if (problem := web.find_unstorable(value)) is not None:
+    if (problem := untrusted.find_unstorable(value)) is not None:
         raise _bad("metadata", f"{problem[0]} {problem[1]}")
     try:
         # jsonb refuses NaN/Infinity, NUL characters and lone surrogates; so does this.
