@@ -669,20 +669,19 @@ def test_secrets_never_leak_in_responses_logs_events_or_rows(
     leaks["webhook deliveries"] = [(r.path, name) for r in receiver.requests
                                    for name in found.find(r.body.decode() + json.dumps(r.headers))]
 
-    # (b) every log file of the stack (the workers may still be logging: give them a moment)
-    time.sleep(2.0)
-    log_files = sorted(p for p in stack.log_dir.rglob("*") if p.is_file())
-    assert log_files, stack.log_dir
-    log_leaks = leaks["logs"] = []
-    logged_here = False
-    for path in log_files:
-        text = path.read_bytes().decode("utf-8", "replace")
-        logged_here = logged_here or slug in text
-        for line_no, line in enumerate(text.splitlines(), 1):
-            for name in found.find(line):
-                log_leaks.append((path.name, line_no, name, line[:300]))
+    # (b) every log file of the stack, once this test's requests are in them: Envoy writes its
+    # access log out every second, and the workers may still be logging
+    def log_texts() -> dict[str, str]:
+        return {p.name: p.read_bytes().decode("utf-8", "replace")
+                for p in sorted(stack.log_dir.rglob("*")) if p.is_file()}
 
-    assert logged_here, "no log line mentions this test's project: is the scan reading logs?"
+    wait_for(lambda: any(slug in text for text in log_texts().values()), timeout=30,
+             what="a log line mentioning this test's project (is the scan reading logs?)")
+    time.sleep(2.0)
+    leaks["logs"] = [(name, line_no, secret, line[:300])
+                     for name, text in log_texts().items()
+                     for line_no, line in enumerate(text.splitlines(), 1)
+                     for secret in found.find(line)]
 
     # (c) every message of every JetStream stream (events, KV buckets)
     messages = asyncio.run(_stream_messages(stack.urls.nats))

@@ -322,6 +322,9 @@ class Stack:
                         str(self.data_dir / "envoy.yaml"),
                         "--log-level",
                         "warn",
+                        # the access log reaches logs/envoy.log within a second (default 10 s)
+                        "--file-flush-interval-msec",
+                        "1000",
                     ],
                     directory=self.data_dir,
                     priority=200,
