@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -40,3 +42,17 @@ def assert_rate_headers(resp: httpx.Response) -> None:
         assert name in resp.headers, f"{name} missing on {resp.status_code}"
     reset = int(resp.headers["X-RateLimit-Reset"])
     assert time.time() - 5 <= reset <= time.time() + 65
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition",
+             step: float = 0.1) -> Any:
+    """Polls `check` every `step` s until it returns something truthy, and returns that;
+    AssertionError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(step)

@@ -14,21 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from e2e.support import auth, signup
+from e2e.support import auth, signup, wait_for
 from integration.integrations.receivers import Receiver
 
 from bugnet_stack import Stack
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.1)
 
 
 def project_with_webhook(api: httpx.Client, token: str, url: str,

@@ -3,6 +3,7 @@ and notifications (test_alert_*/test_notification_*). One file: one stack start 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from e2e.support import auth, signup
+from e2e.support import auth, signup, wait_for
 from fakes.base import Answer
 from fakes.github import FakeGitHub
 from fakes.gitlab import FakeGitLab
@@ -28,15 +29,7 @@ from bugnet_stack import Stack
 GIT_TOKEN = "ghp_e2e" + "x" * 30 + "Tk42"
 
 
-def _git_wait(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.3)
+_git_wait = functools.partial(wait_for, timeout=60.0, step=0.3)
 
 
 def _git_port(stack: Stack, variable: str) -> int:

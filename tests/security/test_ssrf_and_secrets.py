@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import secrets
@@ -40,6 +41,7 @@ import psycopg
 import pytest
 from argon2 import PasswordHasher
 from e2e.support import auth
+from e2e.support import wait_for as support_wait_for
 from fakes.gitlab import FakeGitLab
 from integration.integrations.receivers import Receiver
 from security.ssrf_support import ScriptedDns
@@ -284,15 +286,7 @@ def test_git_call_refuses_a_name_rebound_after_the_check(
 # ---- through Envoy on the shared stack -----------------------------------------------------
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.3)
+wait_for = functools.partial(support_wait_for, timeout=60.0, step=0.3)
 
 
 def new_project(new_client: Callable[..., httpx.Client], token: str,
