@@ -208,6 +208,10 @@ class MatrixEnv(bm.Env):
         delivery = self.owner_call(world, "POST", f"/webhooks/{rows['webhook_id']}/test", 200)
         rows["delivery_id"] = delivery["data"]["id"]
         rows["alert_id"] = self.new_alert(world, marker)
+        # ...fired by a bug no member filed: the owner too is told (their own alert's id in
+        # their notifications, which the `other_user` cells meet as the foreign owner's)
+        self.sdk(world, "/bugs/submit", {"title": f"{marker} Fires the alert".strip(),
+                                         "category": "ui", "game_version": version})
         for what in ("discord", "git", "steam"):
             self.ensure(world, what)
         # Fresh bugs for the git-issue cells (one issue per bug); the last one gets an issue
@@ -322,11 +326,15 @@ class MatrixEnv(bm.Env):
             return {"X-API-Key": self.worlds["foreign"].api_key}
         return {}
 
+    def row_ids(self, world: str, member: str) -> set[str]:
+        """Ids of `world`'s rows and of its `member`'s notification."""
+        w = self.rows[self.worlds[world].name]
+        return {w["webhook_id"], w["delivery_id"], w["alert_id"], w["regression_id"],
+                self.rows["notes"][member]}
+
     def foreign_row_ids(self) -> set[str]:
         """Ids of the foreign project's (and its member's) rows that no list here may show."""
-        f = self.rows[self.worlds["foreign"].name]
-        return {f["webhook_id"], f["delivery_id"], f["alert_id"], f["regression_id"],
-                self.rows["notes"]["foreign_member"]}
+        return self.row_ids("foreign", "foreign_member")
 
 
 # ---- the table ------------------------------------------------------------------------------------
@@ -460,13 +468,17 @@ def js(body: Any) -> SendFactory:
 
 
 def no_foreign_rows(c: Cell, resp: httpx.Response) -> str | None:
+    """No row of a project (or user) other than the caller's is in the answer. The
+    `other_user` is the foreign project's owner: its rows (say, its alert's firings in their
+    notifications) are theirs, and the main project's and its member's are foreign to them."""
     text = resp.text.lower()
-    theirs = set(c.env.foreign_row_ids())
     if c.role == "other_user":
-        theirs.add(c.env.rows["notes"]["member"])
+        theirs, marker = c.env.row_ids("main", "member"), None
+    else:
+        theirs, marker = c.env.foreign_row_ids(), c.env.marker
     leaked = sorted(i for i in theirs if i.lower() in text)
-    if leaked or c.env.marker in text:
-        return f"another project's or user's rows are in this answer: {leaked or c.env.marker}"
+    if leaked or (marker and marker in text):
+        return f"another project's or user's rows are in this answer: {leaked or marker}"
     return None
 
 

@@ -112,6 +112,9 @@ def test_the_foreign_rows_are_there_to_leak(env: mx.MatrixEnv) -> None:
         assert f["alert_id"] in text("/alerts")
         assert f["regression_id"] in text("/regressions")
         assert f["version"] in text("/analytics/releases")
+        # the foreign owner (the `other_user`) is told of their own alert's firing
+        assert mx.wait_until(lambda: f["alert_id"] in api.get(
+            "/notifications", headers=outsider, params={"limit": 100}).text, timeout=20)
         note = env.rows["notes"]["foreign_member"]
         assert note in api.get("/notifications", headers=env.u("foreign_member").headers).text
         mine = env.rows["notes"]["member"]
