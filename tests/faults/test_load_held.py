@@ -4,8 +4,9 @@ memory flat, p99 stable and zero errors (issue 7). Run with `make test-faults`.
 An open-loop driver (requests leave on a fixed schedule, whatever the answers do, so a slow
 server shows up as latency rather than as less load) sends, per ten requests: three session
 starts, three session ends, two perf snapshots, one SDK bug report and one dashboard read
-(analytics, bugs, auth and integrations in turn).
-Every `SAMPLE_SECONDS` it records each supervised program's private memory (USS of its whole
+(analytics, bugs, auth and integrations in turn), through one small connection pool per
+service (see CONNECTIONS_PER_SERVICE: one big shared pool made the driver itself the
+bottleneck after a cold start's first slow second). Every `SAMPLE_SECONDS` it records each supervised program's private memory (USS of its whole
 process tree: granian's and gunicorn's workers included) and the window's latency percentiles.
 Sampling runs in a thread: done on the event loop it held up the sends due meanwhile, which
 then left in one burst and queued — the driver's own stall, measured as the stack's p99
@@ -21,8 +22,11 @@ fill up first):
 
 A second table explains a bad window: the slowest answer per kind, Envoy's upstream counters
 (connection failures, resets with a request in flight, pending overflows, retries), the CPU
-each program used, how late the driver sent, and how long sampling took; then Envoy's access
-log entries of any 5xx (response flags say whose failure) and PostgreSQL's checkpoints.
+each program used (the driver's own process included), how late the driver sent, and how long
+sampling took; then the slowest seconds of the run, per kind, each with its slowest request's
+id (the driver sends X-Request-ID, which Envoy's access log keeps, so the time Envoy saw can be
+set against the time the driver saw); then Envoy's access log entries of any 5xx (response
+flags say whose failure) and PostgreSQL's checkpoints.
 
 BUGNET_SOAK_SECONDS (default 600) and BUGNET_SOAK_RATE (requests/s, default 120: a fraction of
 what bench.analytics_ingest and bench.sdk_submit show the box carries) tune it;
@@ -32,6 +36,7 @@ BUGNET_SOAK_REPORT names a file that receives the table as markdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -60,9 +65,19 @@ SAMPLE_SECONDS = 30.0
 WARMUP_SECONDS = min(120.0, DURATION / 4)
 UNLIMITED = 10_000_000
 MAX_IN_FLIGHT = 256  # open loop, but bounded: a stack that falls behind fails, the driver doesn't
+# One httpx client per service, each with this many connections and a gate in front of its pool.
+# httpx's pool does O(connections²) work on every request it hands out, and more per request
+# queued inside it: one client of 64 busy connections cost the driver ~5 ms of CPU a request
+# (~150 requests/s for a whole core), so a cold start's first slow second, which filled them,
+# left the driver draining its queue more slowly than requests arrived, for many seconds,
+# with the stack idle (Envoy timed those requests at ~25 ms). 16 per client, gated: ~1 ms.
+CONNECTIONS_PER_SERVICE = 16
+SERVICE_OF_KIND = {"start": "analytics", "end": "analytics", "perf": "analytics",
+                   "submit": "bugs"}
 MIX = ("start", "start", "start", "end", "end", "end", "perf", "perf", "submit", "dashboard")
-DASHBOARD_READS = ("/api/projects/{slug}/analytics/crashes", "/api/projects/{slug}/bugs",
-                   "/api/auth/me", "/api/projects/{slug}/webhooks")
+DASHBOARD_READS = (("analytics", "/api/projects/{slug}/analytics/crashes"),
+                   ("bugs", "/api/projects/{slug}/bugs"), ("auth", "/api/auth/me"),
+                   ("integrations", "/api/projects/{slug}/webhooks"))
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +103,8 @@ class Window:
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds per program, delta
     late_ms: float = 0.0  # how far behind its schedule the driver sent a request, at worst
     sample_s: float = 0.0  # how long sampling took
+    # every answer: (seconds since the start it was sent, kind, seconds it took, request id)
+    trace: list[tuple[float, str, float, str]] = field(default_factory=list)
 
     def p(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -137,6 +154,26 @@ def envoy_upstream_counters(admin_url: str) -> dict[str, int]:
     return {s["name"].removeprefix("cluster."): int(s["value"]) for s in stats if "value" in s}
 
 
+def slowest_seconds(windows: list[Window], top: int = 8) -> list[str]:
+    """The seconds whose requests took longest, each with its answers per kind (how many, the
+    slowest) and the slowest request's id, to find in Envoy's access log (`request_id`)."""
+    by_second: dict[int, list[tuple[float, str, float, str]]] = {}
+    for w in windows:
+        for entry in w.trace:
+            by_second.setdefault(int(entry[0]), []).append(entry)
+    worst = sorted(by_second.items(), key=lambda kv: -max(e[2] for e in kv[1]))[:top]
+    lines = []
+    for second, entries in sorted(worst):
+        kinds: dict[str, list[float]] = {}
+        for _, kind, took, _ in entries:
+            kinds.setdefault(kind, []).append(took)
+        per_kind = ", ".join(f"{k} {len(v)} (max {max(v) * 1000:.0f} ms)"
+                             for k, v in sorted(kinds.items()))
+        slowest = max(entries, key=lambda e: e[2])
+        lines.append(f"- {second} s: {per_kind}; slowest {slowest[1]} {slowest[3]}")
+    return lines
+
+
 def failed_access_log(log_dir: Path, limit: int = 40) -> list[str]:
     """Envoy's access-log entries of answers >= 500 (status, response flags, details), from
     its log and the rotated ones (supervisord keeps envoy.log.1 and .2)."""
@@ -181,9 +218,18 @@ class Driver:
         self.cpu_before: dict[str, float] = {}
         self.envoy_before: dict[str, int] = {}
         self.began = 0.0
+        self.began_monotonic = 0.0
         self.reads = itertools.cycle(range(len(DASHBOARD_READS)))
 
-    def request(self, kind: str) -> tuple[str, str, dict | None, dict[str, str], int]:
+    def request(self, kind: str) -> tuple[str, str, str, dict | None, dict[str, str], int]:
+        """(service, method, path, JSON body, headers, expected status) of a `kind`."""
+        if kind == "dashboard":  # each service's api in turn: every api's memory is exercised
+            service, path = DASHBOARD_READS[next(self.reads)]
+            return (service, "GET", path.format(slug=self.slug), None,
+                    {"Authorization": f"Bearer {self.token}"}, 200)
+        return (SERVICE_OF_KIND[kind], *self.sdk_request(kind))
+
+    def sdk_request(self, kind: str) -> tuple[str, str, dict | None, dict[str, str], int]:
         sdk = {"X-API-Key": self.api_key}
         if kind == "start" or (kind == "end" and not self.open_sessions):
             token = uuid.uuid4().hex
@@ -199,26 +245,29 @@ class Driver:
             return ("POST", "/api/perf/snapshot", {
                 "fps": 58.5, "frame_time_ms": 17.1, "memory_used_mb": 812, "platform": "Windows",
                 "game_version": "1.0.0", "custom_metrics": {"scene": "forest"}}, sdk, 201)
-        if kind == "submit":
-            return ("POST", "/api/bugs/submit", {
-                "title": f"Soak report {uuid.uuid4().hex[:8]}", "description": "held load",
-                "category": "gameplay", "platform": "Windows", "game_version": "1.0.0"}, sdk, 201)
-        # A dashboard read, each service's api in turn, so every api's memory is exercised.
-        path = DASHBOARD_READS[next(self.reads)].format(slug=self.slug)
-        return ("GET", path, None, {"Authorization": f"Bearer {self.token}"}, 200)
+        return ("POST", "/api/bugs/submit", {
+            "title": f"Soak report {uuid.uuid4().hex[:8]}", "description": "held load",
+            "category": "gameplay", "platform": "Windows", "game_version": "1.0.0"}, sdk, 201)
 
-    async def one(self, client: httpx.AsyncClient, kind: str) -> None:
-        method, path, body, headers, expected = self.request(kind)
+    async def one(self, clients: dict[str, tuple[httpx.AsyncClient, asyncio.Semaphore]],
+                  kind: str) -> None:
+        service, method, path, body, headers, expected = self.request(kind)
+        client, gate = clients[service]
         window = self.windows[-1]
-        started = time.perf_counter()
+        request_id = f"soak-{uuid.uuid4().hex[:12]}"  # Envoy keeps it: its access log joins
+        started = time.perf_counter()  # the wait at the gate counts: the schedule is the clock
         try:
-            resp = await client.request(method, path, json=body, headers=headers)
+            async with gate:
+                resp = await client.request(method, path, json=body,
+                                            headers=headers | {"X-Request-ID": request_id})
             ok = resp.status_code == expected
             detail = f"{kind} {resp.status_code} {resp.text[:120]}"
         except httpx.HTTPError as exc:
             ok, detail = False, f"{kind} {type(exc).__name__}"
         elapsed = time.perf_counter() - started
         window.latencies.append(elapsed)
+        window.trace.append((time.monotonic() - self.began_monotonic - elapsed, kind, elapsed,
+                             request_id))
         window.worst_ms[kind] = max(window.worst_ms.get(kind, 0.0), elapsed * 1000)
         if not ok:
             window.errors += 1
@@ -236,6 +285,9 @@ class Driver:
                 cpu = tree_cpu_s(pid)
                 window.cpu_s[name] = cpu - self.cpu_before.get(name, 0.0)
                 self.cpu_before[name] = cpu
+        driver = psutil.Process().cpu_times()  # this process: is the driver keeping up?
+        window.cpu_s["driver"] = driver.user + driver.system - self.cpu_before.get("driver", 0.0)
+        self.cpu_before["driver"] = driver.user + driver.system
         counters = envoy_upstream_counters(self.stack.urls.envoy_admin)
         window.envoy = {k: v - self.envoy_before.get(k, 0) for k, v in counters.items()
                         if v - self.envoy_before.get(k, 0)}
@@ -243,12 +295,16 @@ class Driver:
         window.sample_s = time.perf_counter() - started
 
     async def run(self) -> None:
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(base_url=self.stack.urls.gateway, timeout=10.0,
-                                     limits=limits, trust_env=False) as client:
+        limits = httpx.Limits(max_connections=CONNECTIONS_PER_SERVICE,
+                              max_keepalive_connections=CONNECTIONS_PER_SERVICE)
+        async with contextlib.AsyncExitStack() as opened:
+            clients = {service: (await opened.enter_async_context(httpx.AsyncClient(
+                base_url=self.stack.urls.gateway, timeout=10.0, limits=limits,
+                trust_env=False)), asyncio.Semaphore(CONNECTIONS_PER_SERVICE))
+                for service in SERVICES}
             tasks: set[asyncio.Task[None]] = set()
             samplers: set[asyncio.Task[None]] = set()
-            begin = time.monotonic()
+            begin = self.began_monotonic = time.monotonic()
             self.began = time.time()
             self.windows.append(Window(started=0.0))
             next_sample = SAMPLE_SECONDS
@@ -273,7 +329,7 @@ class Driver:
                     if len(self.error_samples) < 20:
                         self.error_samples.append(f"{kind} not sent: {len(tasks)} in flight")
                     continue
-                task = asyncio.create_task(self.one(client, kind))
+                task = asyncio.create_task(self.one(clients, kind))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 self.sent += 1
@@ -320,6 +376,8 @@ def test_mixed_load_is_held_with_flat_memory_stable_p99_and_no_errors(
         diagnosis.append(f"| {w.started:.0f} | {worst} | {envoy} | {cpu} | {w.late_ms:.0f} | "
                          f"{w.sample_s:.2f} |")
     table += "\n".join(diagnosis)
+    if slow := slowest_seconds(windows):
+        table += "\n\nThe slowest seconds (by when the requests were sent):\n" + "\n".join(slow)
     if failed := failed_access_log(soak_stack.log_dir):
         table += "\n\nEnvoy's answers >= 500 (last 40):\n" + "\n".join(failed)
     if found := checkpoints(soak_stack.log_dir, driver.began):

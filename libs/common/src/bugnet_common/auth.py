@@ -18,7 +18,7 @@ import httpx
 from flask import g, request
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet
 
 from .errors import ServiceUnavailable, Unauthorized
 from .web import parse_json
@@ -72,6 +72,15 @@ class JwksCache:
                         raise ServiceUnavailable("Cannot verify tokens right now") from None
             assert self._keys is not None
             return self._keys
+
+
+def warm_up() -> None:
+    """Sign and verify a throwaway token: the first verification imports cryptography's EC
+    backend and joserfc's algorithms, and in a fresh worker every request thread then waits on
+    that import (seen in profiles of a cold start under load)."""
+    key = ECKey.generate_key("P-256")
+    jwt.decode(jwt.encode({"alg": "ES256"}, {"sub": "warm-up"}, key), key,
+               algorithms=ALGORITHMS)
 
 
 class JwtVerifier:

@@ -127,6 +127,15 @@ class ContractViolation(AssertionError):
     """A route did something its declaration does not document (only raised when checking)."""
 
 
+def warm_up() -> None:
+    """When responses are checked, import the validator now rather than in the first
+    requests (a fresh worker's request threads all waited on this import)."""
+    if checking():
+        import jsonschema
+
+        jsonschema.Draft202012Validator({"type": "object"}).validate({})
+
+
 @functools.cache
 def _response_validator(op: Operation) -> Any:
     import jsonschema

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from flask import Flask
 from joserfc.jwk import KeySet
 
+from . import auth, openapi
 from .auth import JwksCache, JwtVerifier, Principal, current_principal
 from .bus.client import BusThread
 from .bus.tables import BusTables
@@ -45,6 +46,9 @@ class Runtime:
     def init_app(self, app: Flask) -> None:
         app.extensions["bugnet.runtime"] = self
         self.db.init_app(app)
+        # The one-off costs of the first requests, paid before the worker serves any.
+        auth.warm_up()
+        openapi.warm_up()
 
     def close(self) -> None:
         """Stop the bus thread and close pooled connections (tests; gunicorn just exits)."""
