@@ -13,6 +13,7 @@ from bench import (
     analytics_ingest,
     analytics_queries,
     auth_me,
+    driver_pool,
     gateway_usage,
     metrics_overhead,
     sdk_submit,
@@ -21,7 +22,7 @@ from bench import (
 
 BENCHMARKS = (auth_me.main, sdk_submit.main, gateway_usage.main, webhook_fanout.main,
               analytics_queries.main, analytics_ingest.main, alerts_notify.main,
-              metrics_overhead.main)
+              metrics_overhead.main, driver_pool.main)
 
 
 def main() -> int:

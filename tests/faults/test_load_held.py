@@ -70,7 +70,8 @@ MAX_IN_FLIGHT = 256  # open loop, but bounded: a stack that falls behind fails, 
 # queued inside it: one client of 64 busy connections cost the driver ~5 ms of CPU a request
 # (~150 requests/s for a whole core), so a cold start's first slow second, which filled them,
 # left the driver draining its queue more slowly than requests arrived, for many seconds,
-# with the stack idle (Envoy timed those requests at ~25 ms). 16 per client, gated: ~1 ms.
+# with the stack idle (Envoy timed those requests at ~25 ms). 16 per client, gated: ~1 ms
+# (python -m bench.driver_pool measures it).
 CONNECTIONS_PER_SERVICE = 16
 SERVICE_OF_KIND = {"start": "analytics", "end": "analytics", "perf": "analytics",
                    "submit": "bugs"}
