@@ -4,7 +4,6 @@ and notifications (test_alert_*/test_notification_*). One file: one stack start 
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -196,15 +195,7 @@ def test_steam_reviews_sync_and_dashboard_through_the_gateway(
 # aiosmtpd); alerts and notifications are seen here through the in-app list.
 
 
-def _alert_wait(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.3)
+_alert_wait = functools.partial(wait_for, timeout=60.0, step=0.3)
 
 
 def _alert_team(new_client: Callable[..., httpx.Client], name: str

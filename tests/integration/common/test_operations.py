@@ -5,11 +5,11 @@ id carried from an HTTP request through the outbox and the bus into a handler's 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,6 +17,7 @@ import httpx
 import nats as nats_client
 import pytest
 import sqlalchemy as sa
+from e2e.support import wait_for
 from flask import Blueprint, current_app
 
 from bugnet_common import metrics
@@ -41,15 +42,7 @@ def samples(text: str, name: str, **labels: str) -> list[float]:
             if n == name and all(got.get(k) == want for k, want in labels.items())]
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+wait_until = functools.partial(wait_for, timeout=15.0, step=0.05)
 
 
 def subject() -> str:
