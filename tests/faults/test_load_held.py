@@ -6,8 +6,9 @@ server shows up as latency rather than as less load) sends, per ten requests: th
 starts, three session ends, two perf snapshots, one SDK bug report and one dashboard read
 (analytics, bugs, auth and integrations in turn), through one small connection pool per
 service (see CONNECTIONS_PER_SERVICE: one big shared pool made the driver itself the
-bottleneck after a cold start's first slow second). Every `SAMPLE_SECONDS` it records each supervised program's private memory (USS of its whole
-process tree: granian's and gunicorn's workers included) and the window's latency percentiles.
+bottleneck after a cold start's first slow second). Every `SAMPLE_SECONDS` it records each
+supervised program's private memory (USS of its whole process tree: granian's and gunicorn's
+workers included) and the window's latency percentiles.
 Sampling runs in a thread: done on the event loop it held up the sends due meanwhile, which
 then left in one burst and queued — the driver's own stall, measured as the stack's p99
 (100-200 ms in every window, seconds in some; 14 ms with the sampling off the loop).
@@ -67,11 +68,11 @@ UNLIMITED = 10_000_000
 MAX_IN_FLIGHT = 256  # open loop, but bounded: a stack that falls behind fails, the driver doesn't
 # One httpx client per service, each with this many connections and a gate in front of its pool.
 # httpx's pool does O(connections²) work on every request it hands out, and more per request
-# queued inside it: one client of 64 busy connections cost the driver ~5 ms of CPU a request
-# (~150 requests/s for a whole core), so a cold start's first slow second, which filled them,
-# left the driver draining its queue more slowly than requests arrived, for many seconds,
-# with the stack idle (Envoy timed those requests at ~25 ms). 16 per client, gated: ~1 ms
-# (python -m bench.driver_pool measures it).
+# queued inside it: one client of 64 busy connections cost the driver 5.2-5.6 ms of CPU a
+# request (under 200 requests/s for a whole core), so a cold start's first slow second, which
+# filled them, left the driver draining its queue more slowly than requests arrived, for many
+# seconds, with the stack idle (Envoy timed those requests at ~25 ms). 16 per client, gated:
+# 0.78 ms (python -m bench.driver_pool measures it).
 CONNECTIONS_PER_SERVICE = 16
 SERVICE_OF_KIND = {"start": "analytics", "end": "analytics", "perf": "analytics",
                    "submit": "bugs"}
@@ -96,7 +97,6 @@ def soak_stack() -> Iterator[Stack]:
 @dataclass
 class Window:
     started: float
-    latencies: list[float] = field(default_factory=list)
     errors: int = 0
     rss_mb: dict[str, float] = field(default_factory=dict)
     worst_ms: dict[str, float] = field(default_factory=dict)  # slowest answer per kind
@@ -106,6 +106,10 @@ class Window:
     sample_s: float = 0.0  # how long sampling took
     # every answer: (seconds since the start it was sent, kind, seconds it took, request id)
     trace: list[tuple[float, str, float, str]] = field(default_factory=list)
+
+    @property
+    def latencies(self) -> list[float]:
+        return [took for _, _, took, _ in self.trace]
 
     def p(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -256,6 +260,7 @@ class Driver:
         client, gate = clients[service]
         window = self.windows[-1]
         request_id = f"soak-{uuid.uuid4().hex[:12]}"  # Envoy keeps it: its access log joins
+        sent_at = time.monotonic() - self.began_monotonic
         started = time.perf_counter()  # the wait at the gate counts: the schedule is the clock
         try:
             async with gate:
@@ -266,9 +271,7 @@ class Driver:
         except httpx.HTTPError as exc:
             ok, detail = False, f"{kind} {type(exc).__name__}"
         elapsed = time.perf_counter() - started
-        window.latencies.append(elapsed)
-        window.trace.append((time.monotonic() - self.began_monotonic - elapsed, kind, elapsed,
-                             request_id))
+        window.trace.append((sent_at, kind, elapsed, request_id))
         window.worst_ms[kind] = max(window.worst_ms.get(kind, 0.0), elapsed * 1000)
         if not ok:
             window.errors += 1

@@ -7,6 +7,7 @@ and refetched when an unknown `kid` appears. A token is refused when its session
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import threading
 import time
@@ -74,6 +75,7 @@ class JwksCache:
             return self._keys
 
 
+@functools.cache  # the imports are the process's: once is enough, however many apps it builds
 def warm_up() -> None:
     """Sign and verify a throwaway token: the first verification imports cryptography's EC
     backend and joserfc's algorithms, and in a fresh worker every request thread then waits on
